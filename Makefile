@@ -1,0 +1,33 @@
+# The two commands a newcomer needs:   make demo   and   make test
+# Both create .venv (if missing) and install cosegkit with everything it needs.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export COSEGKIT_DATA ?= $(abspath ../shared/data)
+
+.PHONY: demo test lab setup clean notebooks-sync
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+	$(BIN)/python -m pip install -e ".[dev,notebooks]"
+	@touch $(STAMP)
+
+## Segment a real collection and write figures + COCO json to outputs/demo/
+demo: $(STAMP)
+	$(BIN)/python -m cosegkit demo --out outputs/demo
+
+## The whole test suite, notebooks included (fast mode)
+test: $(STAMP)
+	COSEGKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q tests
+
+## Open the teaching notebooks in JupyterLab
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf outputs .pytest_cache
