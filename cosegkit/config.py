@@ -59,7 +59,7 @@ class Config:
     heatmap_norm: str = "sum"  # normalise each heat map Oⁱ to "sum" 1 (PRM code) or "max" 1
     beta: float = 0.8  # β, weight of the instance-aware term
     gamma: float = 1e-5  # γ, weight of the background-suppressing term
-    gamma_mode: str = "pixels"  # "pixels": γ·⟨1−S, P⟩ | "area": γ·HW·⟨1−S, P⟩/HW (resolution free)
+    gamma_mode: str = "pixels"  # "pixels": γ·⟨1−S, P⟩ (paper) | "area": γ·A_ref·⟨1−S, P⟩/(h·w), A_ref = 500·375 (resolution free)
     contour_width: int = 5  # P̂ = dilate(P) − erode(P) with a contour_width² square
     use_cosaliency_in_ranking: bool = True  # False: the paper's "without co-saliency" ablation
     nms_iou: float = 0.4  # drop masks whose IoU with a better one is ≥ nms_iou
