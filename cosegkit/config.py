@@ -125,8 +125,12 @@ def _lite() -> Config:
 
 
 def _tiny() -> Config:
-    """For tests and CI smoke runs: seconds on a CPU. Same method as ``lite``, small images, few epochs."""
-    return _lite().replace(image_size=128, epochs=4, proposal_max_side=160, prior_work_size=96, progress=False)
+    """For tests, CI and quick experiments: seconds on a CPU. The ``lite`` method at 192 px
+    (a 6 × 6 feature grid) for 10 epochs; 10× higher learning rates make up for the few steps
+    (on the 6-image synthetic collection this takes mean S inside objects from 0.1 to ~3× outside)."""
+    return _lite().replace(
+        image_size=192, epochs=10, lr=1e-4, lr_head=1e-3, proposal_max_side=192, prior_work_size=96, progress=False
+    )
 
 
 PRESETS = {"paper": _paper, "lite": _lite, "tiny": _tiny}

@@ -270,7 +270,9 @@ def as_unit_map(values: np.ndarray, name: str = "map") -> np.ndarray:
     elif values.dtype == np.uint16:
         values = values / 65535.0
     else:
-        values = np.nan_to_num(values.astype(np.float64))
+        values = values.astype(np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError(f"Saliency map for '{name}' contains NaN or infinite values; fix or drop that map.")
         if values.min() < 0.0 or values.max() > 1.0:
             values = _normalise(values)
     return values[..., :3].mean(axis=2) if values.ndim == 3 else values

@@ -1,0 +1,276 @@
+"""Stage 1 — co-peak search: optimise the co-saliency network on the collection itself.
+
+One epoch shuffles the N images and visits them in batches of ``batch_size`` (6);
+a short last batch is filled with randomly repeated images. Inside a batch of
+six the pairs are (1, 4), (2, 5), (3, 6). For every batch:
+
+    loss = Σ_pairs [λt · co-peak loss + λa · affinity loss] + λs · Σ_images saliency loss
+
+The optimiser is Adam with classic (coupled) L2 weight decay; biases learn
+``bias_lr_mult`` times faster. With ``Config.trainable_blocks = k`` only the last
+k backbone blocks and the head are trained and the frozen front is computed once.
+
+Checkpoints are written atomically after every epoch; ``fit(..., resume=True)``
+continues an interrupted run and ends exactly where an uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import atomic
+from .config import Config
+from .correlation import co_peaks, correlation_tensor, normalize_features, saliency_guided
+from .data import Collection
+from .losses import affinity_loss, copeak_loss, saliency_loss
+from .model import CoSaliencyNet, to_input
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    """What training returns: the trained network and what it saw."""
+
+    net: CoSaliencyNet  # trained network, eval mode
+    config: Config
+    history: list[dict] = field(default_factory=list)  # one dict per epoch: mean losses
+    priors: torch.Tensor | None = None  # (N, S, S) saliency prior at the network input size
+    inputs: torch.Tensor | None = None  # (N, 3, S, S) images in [0, 1] at the network input size
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def batch_plan(n_images: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch of batches: a shuffled order cut into ``batch_size`` pieces; a short last
+    batch is filled with randomly chosen images (repeats). Returns a list of index arrays (batch_size,).
+
+    >>> [b.tolist() for b in batch_plan(4, 6, np.random.default_rng(0))]  # doctest: +SKIP
+    [[2, 3, 0, 1, 3, 1]]
+    """
+    order = rng.permutation(n_images)
+    batches = [order[i : i + batch_size] for i in range(0, n_images, batch_size)]
+    short = batch_size - len(batches[-1])
+    if short:
+        batches[-1] = np.concatenate([batches[-1], rng.choice(n_images, size=short, replace=True)])
+    return batches
+
+
+def pair_indices(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs inside a batch: (0, B/2), (1, B/2+1), … — (1,4), (2,5), (3,6) for B = 6."""
+    half = batch_size // 2
+    return torch.arange(half), torch.arange(half, 2 * half)
+
+
+def batch_losses(net: CoSaliencyNet, front: torch.Tensor, priors: torch.Tensor, config: Config) -> dict[str, torch.Tensor]:
+    """All losses of one batch.
+
+    front (B, C', h', w'): output of the frozen front (the images themselves when nothing is frozen);
+    priors (B, S, S). Returns the scalar ``total`` and its three parts, each already summed over pairs/images.
+    """
+    features = net.tail(front, config.trainable_blocks)
+    out = net.heads(features, out_size=priors.shape[-2:])
+    n, m = pair_indices(features.shape[0])
+    f_hat = normalize_features(features, eps=config.feature_eps)
+    corr = correlation_tensor(f_hat[n], f_hat[m])
+    guided = saliency_guided(corr, out.saliency_low[n], out.saliency_low[m])
+    peaks = co_peaks(guided.detach(), window=config.copeak_window, threshold=config.copeak_threshold)
+    copeak = copeak_loss(guided, peaks, form=config.copeak_form).sum()
+    affinity = affinity_loss(
+        f_hat[n], f_hat[m], out.saliency_low[n], out.saliency_low[m], alpha=config.alpha,
+        reduction=config.affinity_reduction, T_nm=corr,
+    ).sum()  # fmt: skip
+    saliency = saliency_loss(out.saliency, priors).sum()
+    total = config.lambda_copeak * copeak + config.lambda_affinity * affinity + config.lambda_saliency * saliency
+    return {"total": total, "copeak": copeak, "affinity": affinity, "saliency": saliency, "copeaks_per_pair": peaks.sum() / len(n)}
+
+
+def make_optimizer(net: CoSaliencyNet, config: Config) -> torch.optim.Adam:
+    """Adam with four groups: backbone weights/biases (lr, lr·bias_mult) and head weights/biases
+    (lr_head, lr_head·bias_mult). Weight decay (coupled L2) on weights only."""
+    lr_head = config.lr_head if config.lr_head is not None else config.lr
+    groups = {"backbone_w": [], "backbone_b": [], "head_w": [], "head_b": []}
+    for name, p in net.named_parameters():
+        if not p.requires_grad:
+            continue
+        part = "head" if name.startswith("head.") else "backbone"
+        groups[f"{part}_{'b' if p.ndim == 1 else 'w'}"].append(p)
+    settings = {
+        "backbone_w": (config.lr, config.weight_decay),
+        "backbone_b": (config.lr * config.bias_lr_mult, 0.0),
+        "head_w": (lr_head, config.weight_decay),
+        "head_b": (lr_head * config.bias_lr_mult, 0.0),
+    }
+    param_groups = [
+        {"params": params, "lr": settings[k][0], "weight_decay": settings[k][1], "name": k} for k, params in groups.items() if params
+    ]
+    return torch.optim.Adam(param_groups, betas=config.betas)
+
+
+def collection_fingerprint(collection: Collection, config: Config) -> str:
+    """A hash of the images and of every config field that changes training (resume safety)."""
+    h = hashlib.sha256()
+    for name, image in zip(collection.names, collection.images):
+        h.update(name.encode())
+        h.update(str(image.shape).encode())
+        h.update(hashlib.sha256(np.ascontiguousarray(image[::7, ::7])).digest())
+    training_fields = {k: v for k, v in config.to_dict().items() if k not in {"device", "progress", "num_workers", "epochs"}}
+    h.update(json.dumps(training_fields, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def compute_priors(collection: Collection, config: Config, user_maps=None) -> torch.Tensor:
+    """Saliency prior Ŝ for every image at the network input size: (N, S, S) in [0, 1]."""
+    from .saliency import prior_maps
+
+    maps = prior_maps(collection, config, user_maps=user_maps, out_size=(config.image_size, config.image_size))
+    priors = torch.stack([torch.as_tensor(np.asarray(m), dtype=torch.float32) for m in maps]).clamp(0, 1)
+    if not torch.isfinite(priors).all():
+        raise ValueError("A saliency prior map contains NaN or infinite values; check the maps you passed.")
+    return priors
+
+
+@torch.no_grad()
+def compute_front(net: CoSaliencyNet, inputs: torch.Tensor, config: Config, device: torch.device, chunk: int = 8) -> torch.Tensor:
+    """Output of the frozen front for every image, computed once: (N, C', h', w') on the CPU."""
+    if config.trainable_blocks is None:
+        return net.normalize(inputs)
+    net.eval()
+    parts = [net.front(net.normalize(inputs[i : i + chunk].to(device)), config.trainable_blocks).cpu() for i in range(0, len(inputs), chunk)]
+    return torch.cat(parts)
+
+
+def fit(
+    collection: Collection,
+    config: Config | None = None,
+    *,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    priors: torch.Tensor | None = None,
+    user_maps=None,
+    callback=None,
+) -> FitResult:
+    """Train the co-saliency network on ``collection`` (stage 1 of DeepCO3).
+
+    Args:
+        collection: at least 2 images of one category.
+        config: a :class:`Config` (default: the ``lite`` preset).
+        checkpoint: file written atomically after every epoch (None: no checkpoint).
+        resume: continue from ``checkpoint`` if it exists and belongs to the same images and config.
+        priors: (N, S, S) saliency priors at the input size (computed when None).
+        user_maps: the user's own saliency maps (see :func:`cosegkit.saliency.prior_maps`).
+        callback: called as ``callback(epoch, record, net)`` after every epoch (e.g. live plots).
+
+    Returns:
+        :class:`FitResult` with the trained network in eval mode and the loss history.
+    """
+    from .config import preset
+
+    config = config or preset("lite")
+    if len(collection) < 2:
+        raise ValueError("Instance co-segmentation needs at least 2 images of the same category.")
+    device = config.torch_device
+    seed_everything(config.seed)
+    rng = np.random.default_rng(config.seed)
+
+    inputs = to_input(collection.images, config.image_size)
+    if priors is None:
+        priors = compute_priors(collection, config, user_maps)
+    net = CoSaliencyNet.from_config(config).to(device)
+    if config.head_init == "prior_mean":
+        net.init_head_bias(float(priors.mean()))
+    elif config.head_init != "zero":
+        raise ValueError(f"head_init must be 'zero' or 'prior_mean', got {config.head_init!r}")
+    net.set_trainable(config.trainable_blocks)
+    optimizer = make_optimizer(net, config)
+    history: list[dict] = []
+    start_epoch = 0
+
+    fingerprint = collection_fingerprint(collection, config)
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if resume and checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state.get("fingerprint") != fingerprint:
+            raise ValueError(
+                f"The checkpoint {checkpoint} belongs to other images or another configuration; "
+                "delete it or pass resume=False to start afresh."
+            )
+        net.load_state_dict(state["trainable"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        history = state["history"]
+        start_epoch = state["epoch"] + 1
+
+    front = compute_front(net, inputs, config, device)
+    net.train()
+    epochs = range(start_epoch, config.epochs)
+    bar = tqdm(epochs, desc="co-peak search", unit="epoch", disable=not config.progress, initial=start_epoch, total=config.epochs)
+    for epoch in bar:
+        sums = {"total": 0.0, "copeak": 0.0, "affinity": 0.0, "saliency": 0.0, "copeaks_per_pair": 0.0}
+        batches = batch_plan(len(collection), config.batch_size, rng)
+        for batch in batches:
+            index = torch.from_numpy(batch)
+            losses = batch_losses(net, front[index].to(device), priors[index].to(device), config)
+            if not torch.isfinite(losses["total"]):
+                parts = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+                raise TrainingDivergedError(
+                    f"Training diverged at epoch {epoch + 1}: a loss is not finite ({parts}). "
+                    "Lower the learning rates (Config.lr, Config.lr_head) or check the saliency priors for NaN. "
+                    + (f"The last good checkpoint is {checkpoint}." if checkpoint is not None and checkpoint.exists() else "")
+                )
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+            for k in sums:
+                sums[k] += float(losses[k].detach()) / len(batches)
+        record = {"epoch": epoch + 1, **sums}
+        history.append(record)
+        bar.set_postfix(copeak=f"{sums['copeak']:.3f}", affinity=f"{sums['affinity']:.3f}", saliency=f"{sums['saliency']:.4f}")
+        if checkpoint is not None:
+            trainable = {k: v.detach().cpu() for k, v in net.state_dict().items() if _is_trained(net, k)}
+            atomic.torch_save(
+                {
+                    "epoch": epoch,
+                    "trainable": trainable,
+                    "optimizer": optimizer.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "fingerprint": fingerprint,
+                    "config": config.to_dict(),
+                },
+                checkpoint,
+            )
+        if callback is not None:
+            callback(epoch, record, net)
+    net.eval()
+    return FitResult(net=net, config=config, history=history, priors=priors, inputs=inputs)
+
+
+def _is_trained(net: CoSaliencyNet, key: str) -> bool:
+    """State-dict entries that training changes: trainable parameters (of trainable blocks) and the head."""
+    params = dict(net.named_parameters())
+    if key in params:
+        return params[key].requires_grad
+    return False
+
+
+def load_checkpoint_into(net: CoSaliencyNet, checkpoint: str | Path) -> dict:
+    """Load the trained parameters of a checkpoint into ``net``; returns the checkpoint dict."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    net.load_state_dict(state["trainable"], strict=False)
+    return state

@@ -1,0 +1,111 @@
+"""Stage 1: batching, optimiser groups, learning on a synthetic collection, NaN guard, checkpoints and resume."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cosegkit.config import preset
+from cosegkit.datasets import synthetic_collection
+from cosegkit.train import TrainingDivergedError, batch_plan, fit, make_optimizer, pair_indices
+from cosegkit.model import CoSaliencyNet
+
+
+@pytest.fixture(scope="module")
+def collection():
+    return synthetic_collection(n_images=6, seed=0)
+
+
+def test_batch_plan_covers_every_image_and_fills_the_last_batch():
+    rng = np.random.default_rng(0)
+    batches = batch_plan(14, 6, rng)
+    assert [len(b) for b in batches] == [6, 6, 6]
+    first_14 = np.concatenate(batches)[:14]
+    assert sorted(first_14.tolist()) == list(range(14))  # a permutation, then repeats
+    assert set(batches[-1][2:].tolist()) <= set(range(14))
+    # fewer images than a batch: one batch with repeats
+    (only,) = batch_plan(4, 6, np.random.default_rng(1))
+    assert len(only) == 6 and set(only.tolist()) == {0, 1, 2, 3}
+
+
+def test_pairs_are_1_4_2_5_3_6():
+    n, m = pair_indices(6)
+    assert list(zip(n.tolist(), m.tolist())) == [(0, 3), (1, 4), (2, 5)]
+
+
+def test_optimizer_groups_bias_multiplier_and_weight_decay():
+    config = preset("lite", lr=1e-5, lr_head=1e-4, bias_lr_mult=2.0, weight_decay=5e-4, trainable_blocks=1)
+    net = CoSaliencyNet("simple", pretrained=False)
+    net.set_trainable(config.trainable_blocks)
+    opt = make_optimizer(net, config)
+    groups = {g["name"]: g for g in opt.param_groups}
+    assert groups["head_w"]["lr"] == 1e-4 and groups["head_b"]["lr"] == 2e-4
+    assert groups["backbone_w"]["lr"] == 1e-5 and groups["backbone_b"]["lr"] == 2e-5
+    assert groups["head_w"]["weight_decay"] == 5e-4 and groups["head_b"]["weight_decay"] == 0.0
+    n_trained = sum(p.numel() for g in opt.param_groups for p in g["params"])
+    n_expected = sum(p.numel() for p in net.backbone[-1].parameters()) + sum(p.numel() for p in net.head.parameters())
+    assert n_trained == n_expected  # the frozen front is not optimised
+    assert not opt.defaults.get("decoupled_weight_decay", False)  # classic L2 (Adam, not AdamW)
+
+
+def _inside_outside(result, collection):
+    with torch.no_grad():
+        S = result.net(result.net.normalize(result.inputs)).saliency
+    ratios = []
+    for i, gt in enumerate(collection.gt_masks):
+        union = torch.from_numpy(gt.any(0))[None, None].float()
+        g = F.interpolate(union, size=S.shape[-2:], mode="nearest")[0, 0] > 0.5
+        ratios.append((float(S[i][g].mean()), float(S[i][~g].mean())))
+    inside, outside = np.mean(ratios, axis=0)
+    return inside, outside
+
+
+def test_training_lowers_the_loss_and_learns_the_objects(collection):
+    config = preset("tiny")
+    result = fit(collection, config)
+    first, last = result.history[0]["total"], result.history[-1]["total"]
+    assert last < first
+    inside, outside = _inside_outside(result, collection)
+    assert inside >= 1.5 * outside, (inside, outside)
+
+
+def test_same_seed_same_result_and_resume_equals_uninterrupted(collection, tmp_path):
+    config = preset("tiny", epochs=3, image_size=96)
+    full = fit(collection, config, checkpoint=tmp_path / "full.pt")
+    again = fit(collection, config)
+    for (k, a), b in zip(full.net.state_dict().items(), again.net.state_dict().values()):
+        assert torch.equal(a, b), k
+    # interrupt after 1 epoch, then resume to 3
+    ckpt = tmp_path / "run.pt"
+    fit(collection, config.replace(epochs=1), checkpoint=ckpt)
+    resumed = fit(collection, config, checkpoint=ckpt, resume=True)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    for (k, a), b in zip(full.net.state_dict().items(), resumed.net.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert resumed.history == full.history
+
+
+def test_resume_refuses_a_checkpoint_of_other_images(collection, tmp_path):
+    config = preset("tiny", epochs=1, image_size=64)
+    ckpt = tmp_path / "run.pt"
+    fit(collection, config, checkpoint=ckpt)
+    other = synthetic_collection(n_images=6, seed=1)
+    with pytest.raises(ValueError, match="other images or another configuration"):
+        fit(other, config, checkpoint=ckpt, resume=True)
+
+
+def test_nan_stops_with_a_clear_message_and_keeps_the_checkpoint(collection, tmp_path):
+    config = preset("tiny", epochs=2, image_size=64)
+    priors = torch.full((len(collection), 64, 64), 0.3)
+    priors[0, 0, 0] = float("nan")
+    with pytest.raises(TrainingDivergedError, match="not finite"):
+        fit(collection, config, priors=priors, checkpoint=tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="NaN"):
+        fit(collection, config, user_maps=[np.full((8, 8), np.nan)] * len(collection))
+
+
+def test_one_image_is_refused():
+    from cosegkit.data import Collection, CollectionError
+
+    with pytest.raises((ValueError, CollectionError), match="at least 2"):
+        Collection.from_arrays([np.zeros((32, 32, 3), np.uint8)])
