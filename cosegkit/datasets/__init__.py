@@ -6,6 +6,11 @@ the original image resolution (evaluation happens there).
     synthetic_collection   procedural shapes on textured backgrounds (exact ground truth, no files)
     load_pennfudan         Penn-Fudan pedestrians (PNGImages/ + PedMasks/)
     load_via, load_balloon VIA polygon annotations (e.g. the balloon data set)
+    load_coco              one category of a COCO instances file (polygons and RLE)
+    build_collections      the paper's COCO-VOC / COCO-NONVOC collections from a COCO file
+    load_voc_instances     PASCAL VOC 2012 (SegmentationObject PNGs) or SBD (inst/*.mat)
+    load_collection        a folder of images without ground truth (from cosegkit.data)
+    download_*             one-time downloads into a cache folder (Penn-Fudan, balloon, COCO annotations)
 
 Real data sets are looked up under ``data_root()``.
 """
@@ -51,5 +56,13 @@ def data_root(name: str | None = None) -> Path:
 from .pennfudan import load_pennfudan  # noqa: E402
 from .synthetic import synthetic_collection  # noqa: E402
 from .via import load_balloon, load_via  # noqa: E402
+from ..data import load_collection  # noqa: E402
+from .coco import (COCO_VOC_CATEGORIES, CocoCollections, CollectionStats, build_collections,  # noqa: E402
+                   load_coco, merge_coco_annotations, read_coco)
+from .download import download_balloon, download_coco_annotations, download_pennfudan  # noqa: E402
+from .voc import VOC_CLASSES, VOC_TO_COCO, load_voc_instances  # noqa: E402
 
-__all__ = ["data_root", "load_pennfudan", "load_via", "load_balloon", "synthetic_collection", "DATA_ENV"]
+__all__ = ["data_root", "load_pennfudan", "load_via", "load_balloon", "synthetic_collection", "DATA_ENV",
+           "load_collection", "load_coco", "read_coco", "merge_coco_annotations", "build_collections",
+           "CocoCollections", "CollectionStats", "COCO_VOC_CATEGORIES", "load_voc_instances", "VOC_CLASSES",
+           "VOC_TO_COCO", "download_pennfudan", "download_balloon", "download_coco_annotations"]
