@@ -1,0 +1,171 @@
+"""How good are the unsupervised proposals? Recall of ground-truth instances (spec §7, step 4).
+
+For every ground-truth instance, the best proposal's IoU says whether *any* ranking
+could find it: the proposals bound the achievable mAPʳ. For N Penn-Fudan and N balloon
+images this prints, per generator variant:
+
+    #proposals   mean number of proposals per image
+    s/img        time of generate_proposals (from the original image, resizing included)
+    band s/img   time of the first contour_sums call (builds the width-5 band cache)
+    ABO          mean over instances of the best proposal IoU
+    R@.5, R@.7   fraction of instances with a proposal of IoU ≥ 0.5 / 0.7
+
+IoU is measured at the proposals' working resolution (ground truth resized by nearest
+neighbour). The table is also written to ``benchmarks/results/proposals.md``.
+
+    python benchmarks/proposals_recall.py                 # 30 images per dataset
+    python benchmarks/proposals_recall.py --n 5 --variants default
+
+Data: ``$COSEGKIT_DATA`` or ``../shared/data`` holding ``PennFudanPed/`` and ``balloon/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage.draw import polygon
+
+from cosegkit.proposals import generate_proposals, resize_nearest
+
+VARIANTS = {
+    "ward tree": dict(hierarchies=("ward",), cuts=()),
+    "ward tree + adjacent pairs/triples": dict(hierarchies=("ward",)),
+    "default: ward + contrast trees + pairs/triples": dict(),
+}
+
+
+# ---------------------------------------------------------------- small local readers
+
+
+def read_pennfudan(root: Path, n: int):
+    """First ``n`` Penn-Fudan images (sorted): ``(name, image (H, W, 3) uint8, masks (G, H, W) bool)``."""
+    folder = root / "PennFudanPed"
+    for path in sorted((folder / "PNGImages").glob("*.png"))[:n]:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        ids = np.asarray(Image.open(folder / "PedMasks" / f"{path.stem}_mask.png"))
+        masks = np.stack([ids == k for k in np.unique(ids) if k > 0])
+        yield path.name, image, masks
+
+
+def read_balloon(root: Path, n: int):
+    """First ``n`` balloon train images (sorted by file name), VIA polygons rasterised."""
+    folder = root / "balloon" / "train"
+    records = json.loads((folder / "via_region_data.json").read_text())
+    for rec in sorted(records.values(), key=lambda r: r["filename"])[:n]:
+        image = np.asarray(Image.open(folder / rec["filename"]).convert("RGB"))
+        regions = rec["regions"].values() if isinstance(rec["regions"], dict) else rec["regions"]
+        masks = []
+        for region in regions:
+            shape = region["shape_attributes"]
+            m = np.zeros(image.shape[:2], dtype=bool)
+            rr, cc = polygon(shape["all_points_y"], shape["all_points_x"], m.shape)
+            m[rr, cc] = True
+            masks.append(m)
+        yield rec["filename"], image, np.stack(masks)
+
+
+DATASETS = {"Penn-Fudan": read_pennfudan, "balloon": read_balloon}
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def best_iou(props, gt_masks: np.ndarray) -> np.ndarray:
+    """Best proposal IoU for every ground-truth mask ``(G, H, W)`` → ``(G,)``, at ``props.shape``."""
+    gt = np.stack([resize_nearest(m, props.shape) for m in gt_masks]).reshape(len(gt_masks), -1)
+    leaves = props.leaf_labels.ravel()
+    gt_per_leaf = np.stack([np.bincount(leaves[g], minlength=props.n_leaves) for g in gt])  # (G, L)
+    inter = np.asarray(props.membership.astype(np.float64) @ gt_per_leaf.T).T  # (G, P)
+    union = gt.sum(1)[:, None] + props.areas[None, :] - inter
+    if props.n == 0:
+        return np.zeros(len(gt))
+    return (inter / np.maximum(union, 1)).max(axis=1)
+
+
+def run(variant: dict, items, max_side: int):
+    counts, seconds, band_seconds, best = [], [], [], []
+    for _, image, gt in items:
+        t0 = time.perf_counter()
+        props = generate_proposals(image, max_side=max_side, **variant)
+        t1 = time.perf_counter()
+        props.contour_sums(np.zeros((1, *props.shape)), width=5)
+        t2 = time.perf_counter()
+        counts.append(props.n)
+        seconds.append(t1 - t0)
+        band_seconds.append(t2 - t1)
+        best.append(best_iou(props, gt))
+    best = np.concatenate(best)
+    return dict(
+        n=np.mean(counts), s=np.mean(seconds), band=np.mean(band_seconds),
+        abo=best.mean(), r5=np.mean(best >= 0.5), r7=np.mean(best >= 0.7), instances=len(best),
+    )  # fmt: skip
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=30, help="images per dataset (first N, sorted by name)")
+    parser.add_argument("--max-side", type=int, default=500, help="working resolution of the proposals")
+    parser.add_argument("--data", default=os.environ.get("COSEGKIT_DATA", "../shared/data"), help="data root")
+    parser.add_argument("--variants", nargs="+", default=["all"], help=f"'all' or some of: default, {list(VARIANTS)}")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "proposals.md"), help="markdown table")
+    args = parser.parse_args(argv)
+
+    root = Path(args.data)
+    if not (root / "PennFudanPed").is_dir() or not (root / "balloon").is_dir():
+        sys.exit(f"No PennFudanPed/ and balloon/ under {root.resolve()}; set COSEGKIT_DATA or pass --data.")
+    names = list(VARIANTS) if "all" in args.variants else [
+        next(k for k in VARIANTS if k.startswith(v)) for v in args.variants
+    ]  # fmt: skip
+    data = {name: list(reader(root, args.n)) for name, reader in DATASETS.items()}
+
+    header = "| generator | " + " | ".join(
+        f"{d}: #proposals / s/img / band s/img / ABO / R@.5 / R@.7" for d in data
+    ) + " |"  # fmt: skip
+    lines = [header, "| --- |" + " --- |" * len(data)]
+    print(header, flush=True)
+    for name in names:
+        cells = []
+        for items in data.values():
+            r = run(VARIANTS[name], items, args.max_side)
+            numbers = (r["n"], r["s"], r["band"], r["abo"], r["r5"], r["r7"])
+            cells.append("{:.0f} / {:.2f} / {:.2f} / {:.2f} / {:.2f} / {:.2f}".format(*numbers))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+
+    instances = ", ".join(
+        f"{d}: {len(items)} images, {sum(len(g) for _, _, g in items)} instances" for d, items in data.items()
+    )
+    command = "python benchmarks/proposals_recall.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    report = [
+        "# Proposal recall",
+        "",
+        f"Command: `{command.strip()}`",
+        "",
+        f"Data: {instances} (first N by file name). Longer side ≤ {args.max_side} px; IoU at the proposals' "
+        "working resolution. ABO = mean best IoU over instances; R@t = fraction of instances with a "
+        "proposal of IoU ≥ t. s/img: `generate_proposals` from the original image; band s/img: first "
+        "`contour_sums(width=5)` call (builds the band cache used by the ranking).",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"numpy {np.__version__}. Times are wall-clock on a machine that may be shared with other jobs: "
+        "compare rows of one run rather than runs.",
+        "",
+        *lines,
+        "",
+    ]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(report))
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()
