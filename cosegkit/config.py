@@ -56,6 +56,7 @@ class Config:
     # --------------------------------------------------------------- inference
     peak_threshold: str = "median"  # 2-D peaks on Z must be ≥ this ("median" | a float in logit units)
     peak_window: int = 3  # 2-D peaks are local maxima in a window × window neighbourhood
+    heatmap_power: float = 1.0  # heat maps are raised to this power before normalising (>1 removes the diffuse haze of z⁺)
     heatmap_norm: str = "sum"  # normalise each heat map Oⁱ to "sum" 1 (PRM code) or "max" 1
     beta: float = 0.8  # β, weight of the instance-aware term
     gamma: float = 1e-5  # γ, weight of the background-suppressing term
@@ -113,7 +114,10 @@ def _lite() -> Config:
     What changed from the paper and why (spec §5, measured table):
     - head lr 1e-4 and backbone lr 1e-5: lr 1e-6 barely moves a PyTorch network in 40 epochs;
     - head bias at logit(mean prior): a zero-initialised head inverts the map (the inversion trap);
-    - only the last 3 blocks trained, the frozen front computed once: 4× faster, same accuracy.
+    - only the last 3 blocks trained, the frozen front computed once: 4× faster, same accuracy;
+    - ranking: γ relative to the image area (``gamma_mode="area"``) and heat maps cubed before
+      normalising (``heatmap_power=3``): z⁺ heat maps carry a diffuse haze over the whole image
+      that, once summed, favours the largest proposals (see ``benchmarks/results/quality.md``).
     """
     return Config(
         backbone="efficientnet_lite0",
@@ -121,15 +125,17 @@ def _lite() -> Config:
         lr_head=1e-4,
         head_init="prior_mean",
         trainable_blocks=3,
+        gamma_mode="area",
+        heatmap_power=3.0,
     )
 
 
 def _tiny() -> Config:
-    """For tests, CI and quick experiments: seconds on a CPU. The ``lite`` method at 192 px
-    (a 6 × 6 feature grid) for 10 epochs; 10× higher learning rates make up for the few steps
+    """For tests, CI and quick experiments: seconds on a CPU. The ``lite`` method at 256 px
+    (an 8 × 8 feature grid) for 10 epochs; 10× higher learning rates make up for the few steps
     (on the 6-image synthetic collection this takes mean S inside objects from 0.1 to ~3× outside)."""
     return _lite().replace(
-        image_size=192, epochs=10, lr=1e-4, lr_head=1e-3, proposal_max_side=192, prior_work_size=96, progress=False
+        image_size=256, epochs=10, lr=1e-4, lr_head=1e-3, proposal_max_side=256, prior_work_size=96, progress=False
     )
 
 

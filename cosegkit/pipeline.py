@@ -1,0 +1,294 @@
+"""The whole method in one call: ``cosegment(images) -> Result``.
+
+    collection ─ fit (stage 1) ─▶ network
+                 for each image:  Z, S  ─▶ peaks ─▶ heat maps (peak back-propagation)
+                                  proposals
+                 ranking + NMS (+ class filter) ─▶ masks, scores
+
+Everything expensive (training, heat maps, proposals) is kept on the :class:`Result`, so
+``result.rerank(beta=..., gamma=..., nms_iou=..., peak_threshold=...)`` re-runs only the
+cheap last step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import atomic
+from .config import Config, preset
+from .data import Collection, load_collection
+from .model import CoSaliencyNet, to_input
+from .prm import find_peaks, heatmaps as peak_heatmaps
+from .proposals import Proposals, as_proposals, generate_proposals
+from .ranking import class_filter, select_instances, ranking_options
+from .train import FitResult, fit
+
+
+@dataclass
+class ImageResult:
+    """Everything cosegkit knows about one image. Shapes: original (H, W), proposals' working
+    resolution (h, w), network grid (hz, wz)."""
+
+    name: str
+    image: np.ndarray  # (H, W, 3) uint8
+    logits: np.ndarray  # (hz, wz) Z, the low-resolution co-saliency logits
+    saliency: np.ndarray  # (H, W) float32 co-saliency S at the original resolution
+    saliency_work: np.ndarray  # (h, w) S at the proposals' working resolution
+    peaks: np.ndarray  # (M, 2) every local maximum of Z (row, col), best first
+    peak_values: np.ndarray  # (M,) Z at the peaks
+    heatmaps: np.ndarray  # (M, h, w) peak back-propagation heat map of every peak (not normalised)
+    proposals: Proposals  # candidate masks at (h, w)
+    masks: np.ndarray = None  # (K, H, W) bool, one per instance, best first
+    scores: np.ndarray = None  # (K,) ranking score R of each instance
+    instance_peaks: np.ndarray = None  # (K,) index into `peaks` of the peak that found each instance
+    proposal_indices: np.ndarray = None  # (K,) index into `proposals`
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape[:2]
+
+    def used_peaks(self, threshold="median") -> np.ndarray:
+        """Indices of the peaks at least ``threshold`` ("median" of Z, or a float in logit units)."""
+        level = np.median(self.logits) if threshold == "median" else float(threshold)
+        return np.flatnonzero(self.peak_values >= level)
+
+
+@dataclass
+class Result:
+    """Instances of a whole collection, plus what produced them. See :func:`cosegment`."""
+
+    images: list[ImageResult]
+    config: Config
+    fit: FitResult | None = None
+    timings: dict = field(default_factory=dict)  # seconds per stage
+    collection: Collection | None = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> ImageResult:
+        return self.images[i]
+
+    @property
+    def n_instances(self) -> int:
+        return int(sum(len(r.scores) for r in self.images))
+
+    # ---------------------------------------------------------------- re-ranking
+    def rerank(self, **changes) -> "Result":
+        """A new Result with the ranking step re-run under changed settings (fast: no training,
+        no heat maps, no proposals). Accepts any of ``beta, gamma, gamma_mode, contour_width,
+        use_cosaliency_in_ranking, heatmap_norm, heatmap_power, nms_iou, class_filter, class_percentile,
+        peak_threshold``."""
+        allowed = {"beta", "gamma", "gamma_mode", "contour_width", "use_cosaliency_in_ranking", "heatmap_norm", "heatmap_power",
+                   "nms_iou", "class_filter", "class_percentile", "peak_threshold"}  # fmt: skip
+        bad = set(changes) - allowed
+        if bad:
+            raise TypeError(f"rerank() cannot change {sorted(bad)}: they need re-training or new heat maps. Allowed: {sorted(allowed)}")
+        config = self.config.replace(**changes)
+        images = [replace(r) for r in self.images]
+        select_all(images, config)
+        return replace(self, images=images, config=config)
+
+    # ---------------------------------------------------------------- outputs
+    def predictions(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per image (masks (K, H, W) bool, scores (K,)) — what :mod:`cosegkit.evaluate` takes."""
+        return [(r.masks, r.scores) for r in self.images]
+
+    def evaluate(self, ground_truth: list[np.ndarray] | None = None) -> dict:
+        """mAPʳ@0.25, mAPʳ@0.5 and CorLocʳ against ``ground_truth`` (default: the collection's)."""
+        from .evaluate import evaluate
+
+        if ground_truth is None:
+            if self.collection is None or not self.collection.has_ground_truth:
+                raise ValueError("This collection has no ground truth; pass ground_truth=[(G, H, W) bool masks per image].")
+            ground_truth = self.collection.gt_masks
+        return evaluate(self.predictions(), ground_truth)
+
+    def to_coco(self, path: str | Path, category: str = "object") -> Path:
+        """Write COCO *results* JSON (segmentation as RLE, score, bbox; image ids 1…N in order) atomically.
+
+        Also writes ``<path stem>_images.json`` beside it with the image list (id, file_name, height, width)."""
+        import pycocotools.mask as mask_utils
+
+        detections, images = [], []
+        for image_id, r in enumerate(self.images, start=1):
+            h, w = r.shape
+            images.append({"id": image_id, "file_name": r.name, "height": int(h), "width": int(w)})
+            if len(r.masks):
+                rles = mask_utils.encode(np.asfortranarray(r.masks.transpose(1, 2, 0).astype(np.uint8)))
+                boxes = mask_utils.toBbox(rles)
+                for rle, box, score in zip(rles, boxes, r.scores):
+                    rle["counts"] = rle["counts"].decode("ascii")
+                    detections.append(
+                        {"image_id": image_id, "category_id": 1, "segmentation": rle, "score": float(score), "bbox": [float(v) for v in box]}
+                    )
+        path = Path(path)
+        atomic.write_text(path, json.dumps(detections))
+        meta = {"images": images, "categories": [{"id": 1, "name": category}]}
+        atomic.write_text(path.with_name(path.stem + "_images.json"), json.dumps(meta, indent=1))
+        return path
+
+    def save(self, folder: str | Path, overlays: bool = True) -> Path:
+        """Write per image ``<name>_instances.png`` (0 = background, k = instance k, best first) and,
+        with ``overlays``, ``<name>_overlay.png``; plus ``instances.json`` (COCO results). Atomic per file."""
+        from PIL import Image
+
+        from .viz import overlay_figure
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for r in self.images:
+            stem = Path(r.name).stem
+            ids = np.zeros(r.shape, np.uint16 if len(r.masks) > 255 else np.uint8)
+            for k in range(len(r.masks) - 1, -1, -1):  # best instance drawn last, on top
+                ids[r.masks[k]] = k + 1
+            with atomic.atomic_path(folder / f"{stem}_instances.png") as tmp:
+                Image.fromarray(ids).save(tmp, format="PNG")
+            if overlays:
+                fig = overlay_figure(r)
+                with atomic.atomic_path(folder / f"{stem}_overlay.png") as tmp:
+                    fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+                import matplotlib.pyplot as plt
+
+                plt.close(fig)
+        self.to_coco(folder / "instances.json", category=self.collection.category if self.collection else "object")
+        return folder
+
+    def show(self, i: int = 0, ax=None, **kwargs):
+        """Draw image ``i`` with its instances in distinct colours (matplotlib)."""
+        from .viz import show_instances
+
+        return show_instances(self.images[i], ax=ax, **kwargs)
+
+    def summary(self) -> str:
+        lines = [f"{len(self)} images, {self.n_instances} instances ({self.n_instances / max(1, len(self)):.1f} per image)"]
+        if self.timings:
+            lines.append("seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in self.timings.items()))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Result({self.summary()})"
+
+
+# -------------------------------------------------------------------- steps
+def select_all(images: list[ImageResult], config: Config) -> None:
+    """Ranking, per-peak selection, NMS and the optional class filter for every image (in place)."""
+    options = ranking_options(config)
+    found = []
+    for r in images:
+        use = r.used_peaks(config.peak_threshold)
+        heat = r.heatmaps[use] if config.heatmap_power == 1 else np.maximum(r.heatmaps[use], 0) ** config.heatmap_power
+        idx, scores, peak_ids = select_instances(r.proposals, heat, r.saliency_work, **options)
+        found.append((idx, scores, use[peak_ids]))
+    if config.class_filter:
+        keeps = class_filter([f[1] for f in found], config.class_percentile)
+        found = [(i[k], s[k], p[k]) for (i, s, p), k in zip(found, keeps)]
+    for r, (idx, scores, peaks) in zip(images, found):
+        r.proposal_indices, r.scores, r.instance_peaks = idx, scores, peaks
+        r.masks = r.proposals.masks(idx, out_shape=r.shape) if len(idx) else np.zeros((0, *r.shape), bool)
+
+
+@torch.no_grad()
+def cosaliency(net: CoSaliencyNet, image: np.ndarray, size: int, device: torch.device) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """One image through the trained network → (normalised input (1, 3, S, S), Z (hz, wz), S (H, W) at the original size)."""
+    x = net.normalize(to_input([image], size).to(device))
+    out = net(x)
+    full = F.interpolate(out.saliency[:, None], size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
+    return x, out.logits[0, 0].cpu().numpy(), full.clamp(0, 1).cpu().numpy().astype(np.float32)
+
+
+def resize_map(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(…, H, W) float → (…, h, w) by bilinear resizing (area-averaging when shrinking)."""
+    t = torch.as_tensor(np.asarray(values, np.float32))
+    lead = t.shape[:-2]
+    t = t.reshape(-1, 1, *t.shape[-2:])
+    out = F.interpolate(t, size=tuple(shape), mode="bilinear", align_corners=False, antialias=True)
+    return out.reshape(*lead, *shape).numpy()
+
+
+def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Config, proposals=None, timings=None) -> ImageResult:
+    """Stage 2 for one image, up to (not including) ranking: Z, S, peaks, heat maps, proposals."""
+    device = next(net.parameters()).device
+    timings = timings if timings is not None else {}
+    t0 = time.perf_counter()
+    x, logits, saliency = cosaliency(net, image, config.image_size, device)
+    peaks = find_peaks(torch.from_numpy(logits), window=config.peak_window, threshold=float("-inf"))
+    peak_values = logits[peaks[:, 0], peaks[:, 1]] if len(peaks) else np.zeros(0, np.float32)
+    t1 = time.perf_counter()
+    if proposals is None:
+        props = generate_proposals(image, max_side=config.proposal_max_side, min_area=config.proposal_min_area,
+                                   max_area=config.proposal_max_area, seed=config.seed)  # fmt: skip
+    else:
+        props = as_proposals(proposals, image)
+    t2 = time.perf_counter()
+    if len(peaks):
+        heat = peak_heatmaps(net, x, peaks, out_size=props.shape).detach().cpu().numpy()
+    else:
+        heat = np.zeros((0, *props.shape), np.float32)
+    t3 = time.perf_counter()
+    for key, dt in (("co-saliency", t1 - t0), ("proposals", t2 - t1), ("heat maps", t3 - t2)):
+        timings[key] = timings.get(key, 0.0) + dt
+    return ImageResult(
+        name=name, image=image, logits=logits, saliency=saliency, saliency_work=resize_map(saliency, props.shape).clip(0, 1),
+        peaks=peaks.numpy(), peak_values=np.asarray(peak_values), heatmaps=heat, proposals=props,
+    )  # fmt: skip
+
+
+def cosegment(
+    images,
+    config: Config | str | None = None,
+    *,
+    net: CoSaliencyNet | FitResult | None = None,
+    proposals=None,
+    saliency_maps=None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+) -> Result:
+    """Find and segment every instance of the common object in every image.
+
+    Args:
+        images: a folder, a list of paths, a list of (H, W, 3) uint8 arrays, or a :class:`Collection`.
+        config: a :class:`Config` or a preset name (default ``"lite"``).
+        net: an already trained network (or a :class:`FitResult`) — skips training.
+        proposals: your own proposals per image: a list (one per image) of mask stacks (P, H, W) /
+            :class:`Proposals`, or one callable ``image -> masks`` used for every image.
+        saliency_maps: your own saliency priors (folder, list of maps or callable), see
+            :func:`cosegkit.saliency.prior_maps`.
+        checkpoint, resume: passed to :func:`cosegkit.train.fit`.
+
+    Returns:
+        :class:`Result`: per image masks (K, H, W), scores, peaks, heat maps, co-saliency, proposals.
+    """
+    if config is None or isinstance(config, str):
+        config = preset(config or "lite")
+    collection = images if isinstance(images, Collection) else load_collection(images)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    if net is None:
+        fitted = fit(collection, config, checkpoint=checkpoint, resume=resume, user_maps=saliency_maps)
+    elif isinstance(net, FitResult):
+        fitted = net
+    else:
+        fitted = FitResult(net=net.eval(), config=config)
+    timings["training"] = time.perf_counter() - t0
+
+    per_image_proposals = proposals if isinstance(proposals, (list, tuple)) else [proposals] * len(collection)
+    if len(per_image_proposals) != len(collection):
+        raise ValueError(f"Got proposals for {len(per_image_proposals)} images but the collection has {len(collection)}.")
+    results = []
+    items = zip(collection.images, collection.names, per_image_proposals)
+    for image, name, props in tqdm(list(items), desc="instances", unit="image", disable=not config.progress):
+        results.append(analyse_image(fitted.net, image, name, config, proposals=props, timings=timings))
+    t1 = time.perf_counter()
+    select_all(results, config)
+    timings["ranking"] = time.perf_counter() - t1
+    return Result(images=results, config=config, fit=fitted, timings=timings, collection=collection)

@@ -1,0 +1,110 @@
+"""The whole method: synthetic collection with exact ground truth, rerank, COCO export, saving, command line."""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cosegkit.__main__ import main
+from cosegkit.config import preset
+from cosegkit.datasets import synthetic_collection
+from cosegkit.pipeline import cosegment
+
+
+@pytest.fixture(scope="module")
+def collection():
+    return synthetic_collection(n_images=6, seed=0)
+
+
+@pytest.fixture(scope="module")
+def result(collection):
+    return cosegment(collection, preset("tiny"))
+
+
+def test_finds_the_instances_of_a_synthetic_collection(result, collection):
+    scores = result.evaluate()
+    assert scores["mAP_r@0.5"] >= 0.5, scores
+    assert scores["CorLoc_r"] >= 0.5, scores
+    for r, gt in zip(result.images, collection.gt_masks):
+        assert r.masks.shape[1:] == gt.shape[1:] == r.image.shape[:2]  # original resolution
+        assert r.saliency.shape == r.image.shape[:2]
+        assert len(r.scores) == len(r.masks) == len(r.instance_peaks) >= 1
+        assert np.all(np.diff(r.scores) <= 0)  # best first
+
+
+def test_the_ablations_are_worse(result):
+    """Without co-saliency in the ranking (paper Table 3) the masks get worse on this collection."""
+    full = result.evaluate()["mAP_r@0.5"]
+    without = result.rerank(use_cosaliency_in_ranking=False).evaluate()["mAP_r@0.5"]
+    assert without < full
+
+
+def test_rerank_reproduces_and_changes_only_the_ranking(result):
+    same = result.rerank()
+    for a, b in zip(result.images, same.images):
+        assert np.array_equal(a.masks, b.masks) and np.allclose(a.scores, b.scores)
+        assert a.heatmaps is b.heatmaps and a.proposals is b.proposals  # nothing heavy recomputed
+    strict = result.rerank(nms_iou=0.0, peak_threshold=1e9)
+    assert strict.n_instances == 0  # no peak above 1e9: nothing found
+    assert result.n_instances > 0  # the original is untouched
+    with pytest.raises(TypeError, match="cannot change"):
+        result.rerank(epochs=3)
+
+
+def test_to_coco_round_trip(result, tmp_path):
+    import pycocotools.mask as mask_utils
+    from pycocotools.coco import COCO
+
+    path = result.to_coco(tmp_path / "instances.json")
+    meta = json.loads((tmp_path / "instances_images.json").read_text())
+    gt = COCO()
+    gt.dataset = {"images": meta["images"], "categories": meta["categories"], "annotations": []}
+    gt.createIndex()
+    dt = gt.loadRes(str(path))
+    assert len(dt.anns) == result.n_instances
+    for ann in dt.anns.values():
+        r = result.images[ann["image_id"] - 1]
+        k = int(np.argmin(np.abs(r.scores - ann["score"])))
+        assert np.array_equal(mask_utils.decode(ann["segmentation"]).astype(bool), r.masks[k])
+
+
+def test_save_writes_instance_ids_and_overlays(result, tmp_path):
+    result.save(tmp_path)
+    r = result.images[0]
+    ids = np.asarray(Image.open(tmp_path / f"{r.name}_instances.png"))
+    assert ids.shape == r.image.shape[:2]
+    assert np.array_equal(ids == 1, r.masks[0] & ~np.any(r.masks[:0], axis=0))  # best instance is id 1
+    assert (tmp_path / f"{r.name}_overlay.png").stat().st_size > 1000
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left behind
+
+
+def test_command_line_segments_a_folder(collection, tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name, image in zip(collection.names[:3], collection.images[:3]):
+        Image.fromarray(image).save(folder / f"{name}.png")
+    out = tmp_path / "out"
+    assert main(["segment", str(folder), "--out", str(out), "--preset", "tiny", "--epochs", "1", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 3 and summary["instances"] >= 3
+    assert set(summary["seconds"]) >= {"training", "proposals", "heat maps", "ranking"}
+    assert (out / "instances.json").exists() and (out / "checkpoint.pt").exists()
+    assert "instances" in capsys.readouterr().out
+
+
+def test_command_line_errors_are_clear_and_write_nothing(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    assert main(["segment", str(empty), "--out", str(out), "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "cosegkit: error" in err and "no images" in err.lower()
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_help_teaches():
+    with pytest.raises(SystemExit):
+        main(["segment", "--help"])
