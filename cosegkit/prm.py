@@ -49,10 +49,11 @@ backward passes from the same cached forward pass (faster on a CPU, measured
 below). Both give the same maps.
 
 Measured on a shared 2-core CPU (EfficientNet-Lite0, 448 × 448, M = 10, channels-last,
-wall clock when the machine was quiet): per peak from the cached forward pass 0.8 s
-per image (forward 0.13 s, then ~0.065 s per peak); batched 1.5 s. The batched stacks
-of the first layers (10 × 96 × 224 × 224 floats) are fresh memory on every call,
-and the page faults cost more than batching saves.
+wall clock, machine quiet): per peak from the cached forward pass 0.85 s per image
+(the z⁺ forward 0.14 s, then ~0.07 s per peak); batched 1.5 s; a separate forward
+pass for every peak 2.7 s. The batched stacks of the first layers (10 × 96 × 224 × 224
+floats) are fresh memory on every call, and the page faults cost more than batching
+saves.
 
 Example::
 
@@ -76,6 +77,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "find_peaks",
+    "tf_same_pads",
     "zplus_relevance",
     "zplus_conv2d",
     "fold_batchnorm",
@@ -500,7 +502,10 @@ def zplus_network(net: nn.Module) -> ZPlusNetwork:
 # ================================================================ heat maps
 def _check_inputs(image: torch.Tensor, peaks) -> torch.Tensor:
     if image.dim() != 4 or image.shape[0] != 1:
-        raise ValueError(f"image must be one normalised image of shape (1, 3, H, W); got {tuple(image.shape)} (use image[None] or images[i:i+1]).")
+        raise ValueError(
+            f"image must be one normalised image of shape (1, 3, H, W); got {tuple(image.shape)} "
+            "(use image[None] or images[i:i+1])."
+        )
     peaks = torch.as_tensor(peaks, dtype=torch.long, device=image.device)
     if peaks.numel() == 0:
         return peaks.reshape(0, 2)
@@ -546,7 +551,8 @@ def peak_backprop(net: nn.Module, image: torch.Tensor, peaks, batched: bool | No
     """z⁺ heat maps: normalised image (1, 3, H, W), peaks (M, 2) on Z → (M, H, W), ≥ 0.
 
     The signal of each peak at the input image, summed over the 3 channels, all
-    from one forward pass. ``batched=True``: all peaks go down in one batched
+    from one forward pass. A peak that no positive input reaches (z⁺ = 0, e.g. a
+    flat background plateau where every feature is off) gets an all-zero map. ``batched=True``: all peaks go down in one batched
     backward pass; ``False``: one backward pass per peak (less memory); ``None``:
     batched on a GPU, per peak on a CPU (faster there, see the module notes). Same
     maps either way. ``net`` may be a :class:`ZPlusNetwork` built once with

@@ -226,7 +226,7 @@ def fit(
             index = torch.from_numpy(batch)
             losses = batch_losses(net, front[index].to(device), priors[index].to(device), config)
             if not torch.isfinite(losses["total"]):
-                parts = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+                parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
                 raise TrainingDivergedError(
                     f"Training diverged at epoch {epoch + 1}: a loss is not finite ({parts}). "
                     "Lower the learning rates (Config.lr, Config.lr_head) or check the saliency priors for NaN. "
