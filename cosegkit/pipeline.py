@@ -26,7 +26,7 @@ from . import atomic
 from .config import Config, preset
 from .data import Collection, load_collection
 from .model import CoSaliencyNet, to_input
-from .prm import find_peaks, heatmaps as peak_heatmaps
+from .prm import find_peaks, heatmaps as peak_heatmaps, zplus_network
 from .proposals import Proposals, as_proposals, generate_proposals
 from .ranking import class_filter, select_instances, ranking_options
 from .train import FitResult, fit
@@ -214,8 +214,12 @@ def resize_map(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out.reshape(*lead, *shape).numpy()
 
 
-def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Config, proposals=None, timings=None) -> ImageResult:
-    """Stage 2 for one image, up to (not including) ranking: Z, S, peaks, heat maps, proposals."""
+def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Config, proposals=None, timings=None,
+                  zplus_net=None) -> ImageResult:
+    """Stage 2 for one image, up to (not including) ranking: Z, S, peaks, heat maps, proposals.
+
+    ``zplus_net``: ``prm.zplus_network(net)``, converted once per collection (built here when None).
+    Heat maps are computed for every local maximum of Z; the peak threshold is applied at ranking time."""
     device = next(net.parameters()).device
     timings = timings if timings is not None else {}
     t0 = time.perf_counter()
@@ -230,7 +234,7 @@ def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Conf
         props = as_proposals(proposals, image)
     t2 = time.perf_counter()
     if len(peaks):
-        heat = peak_heatmaps(net, x, peaks, out_size=props.shape).detach().cpu().numpy()
+        heat = peak_heatmaps(zplus_net if zplus_net is not None else net, x, peaks, out_size=props.shape).detach().cpu().numpy()
     else:
         heat = np.zeros((0, *props.shape), np.float32)
     t3 = time.perf_counter()
@@ -284,10 +288,13 @@ def cosegment(
     per_image_proposals = proposals if isinstance(proposals, (list, tuple)) else [proposals] * len(collection)
     if len(per_image_proposals) != len(collection):
         raise ValueError(f"Got proposals for {len(per_image_proposals)} images but the collection has {len(collection)}.")
+    t_convert = time.perf_counter()
+    twin = zplus_network(fitted.net)  # the z⁺ copy of the network, converted once
+    timings["heat maps"] = time.perf_counter() - t_convert
     results = []
     items = zip(collection.images, collection.names, per_image_proposals)
     for image, name, props in tqdm(list(items), desc="instances", unit="image", disable=not config.progress):
-        results.append(analyse_image(fitted.net, image, name, config, proposals=props, timings=timings))
+        results.append(analyse_image(fitted.net, image, name, config, proposals=props, timings=timings, zplus_net=twin))
     t1 = time.perf_counter()
     select_all(results, config)
     timings["ranking"] = time.perf_counter() - t1
