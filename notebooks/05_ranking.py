@@ -1,0 +1,253 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Proposals and the ranking function
+#
+# DeepCO3 never draws a mask itself. For every peak it **chooses** one mask from a
+# large set of unsupervised candidates — *object proposals* — with a ranking function
+# that combines the peak's heat map Oⁱ and the co-saliency map S (spec §7, steps 4–7):
+#
+# $$R(P) = \beta\,\langle O^i \odot S, P\rangle + \langle O^i \odot S, \hat P\rangle - \gamma\,\langle 1 - S, P\rangle,
+# \qquad \beta = 0.8,\ \gamma = 10^{-5}$$
+#
+# where ⟨A, B⟩ = Σ A ⊙ B, P is a proposal's mask and P̂ its contour band. Then each
+# peak keeps its best proposal, duplicates are removed by mask non-maximum suppression
+# (NMS), and the survivors are the instances.
+#
+# Because training, heat maps and proposals are stored on the `Result`, this last step
+# can be re-run in a fraction of a second: `result.rerank(beta=…, gamma=…, nms_iou=…,
+# peak_threshold=…)`. That is what the sliders at the end do.
+
+# %%
+# Setup. On Colab: install cosegkit from its repository (Colab's torch is kept as it is).
+# Everywhere: pick the device (CUDA GPU, then Apple MPS, then CPU) and read the fast-mode switch.
+import importlib.util
+import sys
+
+REPO_URL = "https://github.com/cosegkit/cosegkit"  # where cosegkit is installed from on Colab
+
+if "google.colab" in sys.modules:
+    if importlib.util.find_spec("cosegkit") is None:  # once per Colab session
+        import subprocess
+
+        import torch, torchvision  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+
+        with open("/tmp/keep_torch.txt", "w") as pins:
+            pins.write(f"torch=={torch.__version__}\ntorchvision=={torchvision.__version__}\n")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/keep_torch.txt",
+                        f"cosegkit[notebooks] @ git+{REPO_URL}"], check=True)  # fmt: skip
+    from google.colab import output
+
+    output.enable_custom_widget_manager()  # ipywidgets 8 on Colab
+
+import cosegkit
+from cosegkit.widgets import fast_mode
+
+DEVICE = cosegkit.resolve_device("auto")
+FAST = fast_mode()  # environment variable COSEGKIT_FAST=1: about a minute on a CPU (CI)
+print(f"cosegkit {cosegkit.__version__} | device: {DEVICE} | fast mode: {FAST}")
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from cosegkit import preset
+from cosegkit.baselines import best_proposal_iou
+from cosegkit.ranking import GAMMA_REFERENCE_AREA, mask_nms, normalize_heatmaps, ranking_options, ranking_scores
+from cosegkit.viz import overlay
+from cosegkit.widgets import cosegment_cached, example_collection, ranking_explorer, rerank_view, show
+
+# The same settings as notebook 04, so the result computed there is loaded from outputs/notebooks/.
+N_IMAGES = 3 if FAST else 12
+CONFIG = preset("tiny", epochs=5, device=str(DEVICE)) if FAST else preset("lite", device=str(DEVICE))
+collection = example_collection("pennfudan", N_IMAGES)
+result = cosegment_cached(collection, CONFIG)
+print(result)
+
+# %% [markdown]
+# ## 1 · Proposals
+#
+# `cosegkit.proposals` builds a few thousand candidate masks per image without any
+# training: a watershed cuts the image into small *leaf* regions along colour edges,
+# two merge hierarchies join neighbouring leaves step by step (every merge is a
+# proposal), and pairs and triples of adjacent regions are added — people split into
+# head, clothes and legs, and only such groups put them back together.
+#
+# Every proposal is a union of leaves, so they are stored as a leaf label map (h, w)
+# plus a sparse membership matrix (P proposals × L leaves) instead of P full masks;
+# sums over a proposal are sparse matrix products.
+
+# %%
+i = 0
+r = result[i]
+props = r.proposals
+print(props)
+print(f"working resolution {props.shape} (the image is {r.shape}), {props.n} proposals over {props.n_leaves} leaves")
+
+rng = np.random.default_rng(0)
+sample = rng.choice(props.n, size=6, replace=False)
+fig, axes = plt.subplots(1, 6, figsize=(18, 3.2))
+for ax, p, mask in zip(axes, sample, props.masks(sample, out_shape=r.shape)):
+    ax.imshow(overlay(r.image, mask[None]))
+    ax.set_title(f"proposal {p}: {100 * props.areas[p] / np.prod(props.shape):.1f} % of the image", fontsize=9)
+    ax.axis("off")
+show(fig)
+
+# %% [markdown]
+# **Proposals bound what ranking can achieve**: if no proposal fits a person, no
+# ranking function can find that person. For every true instance,
+# `cosegkit.baselines.best_proposal_iou` finds the best IoU any proposal reaches (the
+# intersections of all proposals with a mask are one sparse product, so this costs
+# milliseconds). On 30 Penn-Fudan images at 500 px, 92 % of the pedestrians have a
+# proposal with IoU ≥ 0.5 (`benchmarks/results/proposals.md`); smaller working sizes,
+# as in fast mode, lose some.
+
+# %%
+if collection.has_ground_truth:
+    best = np.concatenate([best_proposal_iou(ri.proposals, g)[0] for ri, g in zip(result.images, collection.gt_masks)])
+    print(f"{len(best)} true instances: mean best IoU (ABO) {best.mean():.2f}, "
+          f"IoU ≥ 0.5 for {100 * (best >= 0.5).mean():.0f} %, ≥ 0.7 for {100 * (best >= 0.7).mean():.0f} %")  # fmt: skip
+
+# %% [markdown]
+# ## 2 · The ranking function, term by term
+#
+# For one peak i (here the peak of the best instance of image 0), with its heat map
+# Oⁱ **normalised to sum 1** (what PRM's released code does):
+#
+# - **instance-aware** β⟨Oⁱ ⊙ S, P⟩: the share of the peak's salient heat inside P —
+#   at most β, reached by any proposal that covers all of it (so it favours big ones);
+# - **contour-preserving** ⟨Oⁱ ⊙ S, P̂⟩: heat on P's boundary band (5 × 5 dilation minus
+#   erosion) — back-propagated heat concentrates on edges, so a proposal whose outline
+#   runs through the hot edges scores;
+# - **background-suppressing** −γ⟨1 − S, P⟩: a penalty for every non-salient pixel P
+#   covers. In the paper P counts **pixels**, so the term grows with resolution: γ = 1e-5
+#   was set for photos of ~500 × 375 (`gamma_mode="pixels"`). With `gamma_mode="area"`
+#   the count is rescaled to a 500 × 375 image, ⟨1 − S, P⟩ · 187 500 / (h·w), so the same γ
+#   means the same thing at any working resolution.
+#
+# Two settings of the `lite` and `tiny` presets differ from the paper (see their
+# docstrings): `gamma_mode="area"`, and `heatmap_power=3` — each heat map is cubed before
+# it is normalised, because z⁺ maps carry a faint haze over the whole image that, summed
+# over a big proposal, would favour the biggest ones. The cell below follows whatever
+# the config says, and checks the sum of the three terms against `ranking_scores`.
+
+# %%
+c = result.config
+print(f"β = {c.beta}, γ = {c.gamma:g} ({c.gamma_mode}), heat maps to the power {c.heatmap_power:g}, normalised to {c.heatmap_norm} 1")
+k = int(r.instance_peaks[0]) if len(r.instance_peaks) else 0
+heat = np.maximum(r.heatmaps[k], 0) ** c.heatmap_power  # (h, w)
+O = normalize_heatmaps(heat[None], c.heatmap_norm)[0]  # (h, w), sums to 1
+S = r.saliency_work  # (h, w), S at the proposals' resolution
+instance = c.beta * props.region_sums(O * S)  # (P,)
+contour = props.contour_sums(O * S, width=c.contour_width)  # (P,)
+outside = props.region_sums(1 - S)  # (P,) ⟨1 − S, P⟩ in pixels of the working resolution
+background = c.gamma * (outside if c.gamma_mode == "pixels" else outside * GAMMA_REFERENCE_AREA / S.size)
+R = instance + contour - background
+options = {key: value for key, value in ranking_options(c).items() if key != "nms_iou"}
+reference = ranking_scores(props, heat[None], S, **options)[:, 0]
+print("R from the three terms equals ranking_scores:", np.allclose(R, reference))
+
+top = np.argsort(-R)[:4]
+fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+for ax, p, mask in zip(axes, top, props.masks(top, out_shape=r.shape)):
+    ax.imshow(overlay(r.image, mask[None]))
+    ax.set_title(f"R = {R[p]:.3f}\n= {instance[p]:.3f} (β·inst) + {contour[p]:.3f} (contour) − {background[p]:.3f} (bg)", fontsize=9)
+    ax.axis("off")
+fig.suptitle(f"{r.name}: the 4 best proposals for peak {k}", y=1.03)
+show(fig)
+
+# %% [markdown]
+# Why normalise Oⁱ to sum 1 and not to max 1? With max-normalised maps the heat terms
+# count pixels (hundreds) while the γ term stays ~1, so the penalty no longer matters
+# and the largest proposal wins (spec §7.5: ~0.8 against ~220). Compare the size of
+# the background term with the others above: with sum-normalised maps they are of the
+# same order.
+#
+# ## 3 · From scores to instances
+#
+# 1. each peak above the threshold keeps its best proposal, with score R;
+# 2. a proposal chosen by several peaks is kept once;
+# 3. **mask NMS**: by decreasing score, drop a mask whose IoU with an already kept mask is
+#    ≥ 0.4 (`Config.nms_iou`);
+# 4. optionally the **class filter** drops instances below the 20th percentile of all
+#    scores of the collection (off by default: it never helped in the spec's runs).
+
+# %%
+print(f"image {i}: {len(r.used_peaks(CONFIG.peak_threshold))} peaks in use → {len(r.masks)} instance(s), scores {np.round(r.scores, 3).tolist()}")
+show(rerank_view(result, i)[2])
+
+# %% [markdown]
+# ## Explore the ranking
+#
+# Move the sliders and watch the chosen masks and the collection's mAPʳ / CorLocʳ
+# (spec §8; notebook 06 explains them) update. Nothing is trained or back-propagated
+# again — only `result.rerank(...)` runs:
+
+# %%
+start = time.perf_counter()
+_ = result.rerank(beta=0.5, gamma=1e-6, nms_iou=0.5, peak_threshold="median")
+print(f"one rerank of all {len(result)} images: {time.perf_counter() - start:.3f} s")
+
+# %% [markdown]
+# Things to try:
+#
+# - **β → 0**: only the contour term and the penalty remain. **β large**: the instance
+#   term dominates and bigger proposals win.
+# - **γ up to 1e-3**: the background penalty takes over and masks shrink to the most
+#   salient pixels; **γ down to 1e-8**: no penalty, big masks. The spec's prototype
+#   (pixel-counted γ) found 1e-6 better than 1e-5 on Penn-Fudan — tuned on the test
+#   images, so beware.
+# - **NMS IoU 1.0**: no suppression (overlapping duplicates); **0.1**: almost any overlap
+#   removes the weaker mask.
+# - **peak threshold**: untick "median" and lower the fixed level to let weaker peaks
+#   (often background) propose instances; raise it to keep only the strongest.
+
+# %%
+ranking_explorer(result, i=0)
+
+# %% [markdown]
+# ## Exercise: mask NMS
+#
+# Write `my_nms(masks, scores, iou_threshold)` — masks (K, H, W) bool, scores (K,) —
+# returning the indices kept, best first, and check it against
+# `cosegkit.ranking.mask_nms` on this image's instances *before* NMS (all best
+# proposals of the peaks: `result.rerank(nms_iou=1.0)[i]`).
+#
+# <details>
+# <summary>Solution (click to open)</summary>
+#
+# ```python
+# def my_nms(masks, scores, iou_threshold=0.4):
+#     flat = masks.reshape(len(masks), -1).astype(np.float32)
+#     inter = flat @ flat.T                                       # (K, K) pixels in common
+#     areas = flat.sum(axis=1)
+#     iou = inter / np.maximum(areas[:, None] + areas[None, :] - inter, 1)
+#     kept, suppressed = [], np.zeros(len(masks), bool)
+#     for k in np.argsort(-scores, kind="stable"):                # best first
+#         if not suppressed[k]:
+#             kept.append(k)
+#             suppressed |= iou[k] >= iou_threshold                 # this one's overlaps are out
+#     return np.array(kept, dtype=int)
+#
+# before = result.rerank(nms_iou=1.0)[i]
+# print(my_nms(before.masks, before.scores), mask_nms(before.masks, before.scores, 0.4))
+# ```
+# </details>
+
+# %%
+# your code here
