@@ -112,6 +112,7 @@ def demo(args) -> int:
 
     from . import atomic
     from .pipeline import cosegment
+    from .saliency import resize_map
     from .viz import collection_figure, cosaliency_figure, history_figure
 
     config = _config(args)
@@ -122,7 +123,7 @@ def demo(args) -> int:
     result = cosegment(collection, config, checkpoint=out / "checkpoint.pt", resume=args.resume)
     figures = {
         "instances.png": collection_figure(result, max_images=8),
-        "cosaliency.png": cosaliency_figure(collection.images, [_resize(p, r.shape) for p, r in zip(result.fit.priors.numpy(), result.images)],
+        "cosaliency.png": cosaliency_figure(collection.images, [resize_map(p, r.shape) for p, r in zip(result.fit.priors.numpy(), result.images)],
                                             [r.saliency for r in result.images]),  # fmt: skip
         "training.png": history_figure(result.fit.history),
     }
@@ -137,12 +138,6 @@ def demo(args) -> int:
     print("quality against the Penn-Fudan ground truth: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
     print(f"written to {out}/: instances.png, cosaliency.png, training.png, instances.json, summary.json")
     return 0
-
-
-def _resize(values, shape):
-    from .pipeline import resize_map
-
-    return resize_map(values, shape)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from .model import CoSaliencyNet, to_input
 from .prm import find_peaks, heatmaps as peak_heatmaps, zplus_network
 from .proposals import Proposals, as_proposals, generate_proposals
 from .ranking import class_filter, select_instances, ranking_options
+from .saliency import resize_map
 from .train import FitResult, fit
 
 
@@ -203,15 +204,6 @@ def cosaliency(net: CoSaliencyNet, image: np.ndarray, size: int, device: torch.d
     out = net(x)
     full = F.interpolate(out.saliency[:, None], size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
     return x, out.logits[0, 0].cpu().numpy(), full.clamp(0, 1).cpu().numpy().astype(np.float32)
-
-
-def resize_map(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(…, H, W) float → (…, h, w) by bilinear resizing (area-averaging when shrinking)."""
-    t = torch.as_tensor(np.asarray(values, np.float32))
-    lead = t.shape[:-2]
-    t = t.reshape(-1, 1, *t.shape[-2:])
-    out = F.interpolate(t, size=tuple(shape), mode="bilinear", align_corners=False, antialias=True)
-    return out.reshape(*lead, *shape).numpy()
 
 
 def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Config, proposals=None, timings=None,
