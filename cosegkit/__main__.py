@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -64,15 +63,13 @@ def _write_summary(result, out: Path, extra: dict | None = None) -> None:
 
 
 def segment(args) -> int:
+    from . import atomic
     from .data import load_collection
     from .pipeline import cosegment
 
     config = _config(args)
     collection = load_collection(args.folder, max_images=args.max_images)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise PermissionError(f"Cannot write to {out}; choose another --out folder.")
+    out = atomic.ensure_writable_folder(args.out)  # checked before the long training, not after
     print(f"cosegkit: {len(collection)} images from {args.folder}, preset {args.preset}, device {config.torch_device}")
     result = cosegment(collection, config, checkpoint=out / "checkpoint.pt", resume=args.resume)
     t0 = time.perf_counter()
@@ -117,8 +114,7 @@ def demo(args) -> int:
 
     config = _config(args)
     collection, where = find_demo_images(args.max_images or 12)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = atomic.ensure_writable_folder(args.out)
     print(f"cosegkit demo: {len(collection)} Penn-Fudan images from {where}, preset {args.preset}, device {config.torch_device}")
     result = cosegment(collection, config, checkpoint=out / "checkpoint.pt", resume=args.resume)
     figures = {
@@ -158,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, PermissionError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError) as error:  # OSError: unwritable --out, disk full, …
         print(f"cosegkit: error: {error}", file=sys.stderr)
         return 2
 

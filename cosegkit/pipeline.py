@@ -144,8 +144,7 @@ class Result:
 
         from .viz import overlay_figure
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = atomic.ensure_writable_folder(folder)
         for r in self.images:
             stem = Path(r.name).stem
             ids = np.zeros(r.shape, np.uint16 if len(r.masks) > 255 else np.uint8)

@@ -201,6 +201,7 @@ def fit(
 
     fingerprint = collection_fingerprint(collection, config)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
+    saved = None  # (checkpoint, epochs it holds) once this run has loaded or written one
     if resume and checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         if state.get("fingerprint") != fingerprint:
@@ -214,6 +215,7 @@ def fit(
         torch.set_rng_state(state["torch_rng"])
         history = state["history"]
         start_epoch = state["epoch"] + 1
+        saved = (checkpoint, start_epoch)
 
     front = compute_front(net, inputs, config, device)
     net.train()
@@ -227,13 +229,13 @@ def fit(
             losses = batch_losses(net, front[index].to(device), priors[index].to(device), config)
             if not torch.isfinite(losses["total"]):
                 parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
-                raise TrainingDivergedError(
-                    f"Training diverged at epoch {epoch + 1}: a loss is not finite ({parts}). "
-                    "Lower the learning rates (Config.lr, Config.lr_head) or check the saliency priors for NaN. "
-                    + (f"The last good checkpoint is {checkpoint}." if checkpoint is not None and checkpoint.exists() else "")
-                )
+                raise TrainingDivergedError(_diverged(epoch, f"a loss is not finite ({parts})", saved))
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
+            bad = [name for name, p in net.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+            if bad:  # checked before the step, so the network and the checkpoint keep their last finite values
+                names = ", ".join(bad[:3]) + (", …" if len(bad) > 3 else "")
+                raise TrainingDivergedError(_diverged(epoch, f"the gradient of {names} is not finite", saved))
             optimizer.step()
             for k in sums:
                 sums[k] += float(losses[k].detach()) / len(batches)
@@ -255,10 +257,22 @@ def fit(
                 },
                 checkpoint,
             )
+            saved = (checkpoint, epoch + 1)
         if callback is not None:
             callback(epoch, record, net)
     net.eval()
     return FitResult(net=net, config=config, history=history, priors=priors, inputs=inputs)
+
+
+def _diverged(epoch: int, what: str, saved: tuple[Path, int] | None) -> str:
+    """The message of a ``TrainingDivergedError``: where, what, what to do, and the checkpoint that is kept.
+
+    ``saved``: (checkpoint path, number of epochs it holds) of this run, or None."""
+    message = (f"Training diverged at epoch {epoch + 1}: {what}. Lower the learning rates (Config.lr, Config.lr_head) "
+               "or check the saliency priors for NaN.")
+    if saved is not None:
+        message += f" The last good checkpoint (after epoch {saved[1]}) is kept at {saved[0]}."
+    return message
 
 
 def _is_trained(net: CoSaliencyNet, key: str) -> bool:
