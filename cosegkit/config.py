@@ -23,6 +23,7 @@ class Config:
     backbone: str = "vgg16"  # "vgg16" (paper) | "efficientnet_lite0" (offline) | "simple" (random, tests)
     pretrained: bool = True  # ImageNet weights for the backbone
     image_size: int = 448  # images are resized to image_size × image_size
+    feature_stride: int = 32  # 32 (paper): a 14 × 14 grid at 448; 16: the last stage dilated, a 28 × 28 grid
     feature_eps: float = 0.01  # f̂ = f / sqrt(‖f‖² + feature_eps)
     head_init: str = "zero"  # "zero" (paper) | "prior_mean": bias = logit(mean prior), avoids the inversion trap
     trainable_blocks: int | None = None  # None: fine-tune all; k: only the last k backbone blocks (front cached)
@@ -63,6 +64,8 @@ class Config:
     gamma_mode: str = "pixels"  # "pixels": γ·⟨1−S, P⟩ (paper) | "area": γ·A_ref·⟨1−S, P⟩/(h·w), A_ref = 500·375 (resolution free)
     contour_width: int = 5  # P̂ = dilate(P) − erode(P) with a contour_width² square
     use_cosaliency_in_ranking: bool = True  # False: the paper's "without co-saliency" ablation
+    ranking_saliency_norm: str = "none"  # "none" (paper): S as trained | "max": S / max S per image, so objects read ≈ 1
+    instance_score: str = "ranking"  # "ranking" (paper): R | "ranking_x_peak": R × S̃ at the instance's peak
     nms_iou: float = 0.4  # drop masks whose IoU with a better one is ≥ nms_iou
     class_filter: bool = False  # drop instances below the class_percentile of all scores (code); off: no gain measured
     class_percentile: float = 20.0

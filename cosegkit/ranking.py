@@ -61,6 +61,25 @@ def normalize_heatmaps(heatmaps: np.ndarray, mode: str = "sum") -> np.ndarray:
     return np.divide(maps, total, out=np.zeros_like(maps), where=total > 0)
 
 
+def normalize_saliency(saliency: np.ndarray, mode: str = "none") -> np.ndarray:
+    """The co-saliency map S ``(h, w)`` as the ranking reads it → ``(h, w)`` float64 in [0, 1].
+
+    ``"none"`` (paper): S as it is. ``"max"``: S divided by its maximum over the image, so the
+    most salient pixel is 1. The ranking's background term γ⟨1 − S, P⟩ assumes S ≈ 1 on objects;
+    a network trained to imitate a squared prior (mean ≈ 0.1) peaks far lower (≈ 0.3), and
+    then ⟨1 − S, P⟩ is nearly the area of P — a plain size penalty that picks a torso for a
+    person. Rescaling keeps S's ranking of pixels and restores the term's meaning.
+    An all-zero map stays zero.
+    """
+    S = np.clip(np.asarray(saliency, dtype=np.float64), 0.0, 1.0)
+    if mode == "none":
+        return S
+    if mode == "max":
+        top = S.max(initial=0.0)
+        return S / top if top > 0 else S
+    raise ValueError(f"Unknown saliency normalisation {mode!r}; use 'none' or 'max'.")
+
+
 def ranking_scores(
     proposals,
     heatmaps: np.ndarray,
@@ -72,13 +91,15 @@ def ranking_scores(
     use_cosaliency: bool = True,
     heatmap_norm: str = "sum",
     gamma_reference_area: float = GAMMA_REFERENCE_AREA,
+    saliency_norm: str = "none",
 ) -> np.ndarray:
     """Score every proposal for every peak at once. → ``(P, M)``, entry ``[p, i]`` = R(P_p) for peak i.
 
     proposals: working resolution ``(h, w)``, ``P`` proposals; heatmaps: ``(M, h, w)`` raw
     heat maps Oⁱ, *normalised here* with ``heatmap_norm`` (normalising at the working
     resolution keeps "sum 1" exact; pass ``"none"`` if yours are already normalised);
-    saliency: ``(h, w)`` co-saliency S in [0, 1].
+    saliency: ``(h, w)`` co-saliency S in [0, 1], rescaled with ``saliency_norm`` (see
+    :func:`normalize_saliency`).
 
     Two sparse products do all the work: ``region_sums`` of the stacked maps
     ``[O¹⊙S, …, Oᴹ⊙S, 1−S]`` and ``contour_sums`` of ``[O¹⊙S, …, Oᴹ⊙S]``.
@@ -117,7 +138,7 @@ def ranking_scores(
             f"saliency must be a probability map in [0, 1], got values in [{S.min():.3g}, {S.max():.3g}]; "
             "apply a sigmoid to logits first."
         )
-    S = np.clip(S, 0.0, 1.0)
+    S = normalize_saliency(S, saliency_norm)
 
     heat = maps * S  # (M, h, w): Oⁱ ⊙ S
     M = heat.shape[0]
@@ -225,11 +246,16 @@ def select_instances(
     contour_width: int = 5,
     use_cosaliency: bool = True,
     heatmap_norm: str = "sum",
+    saliency_norm: str = "none",
     nms_iou: float = 0.4,
+    peak_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image's instances: rank → best proposal per peak → de-duplicate → mask NMS.
 
-    proposals: ``P`` proposals at ``(h, w)``; heatmaps: ``(M, h, w)``; saliency: ``(h, w)``.
+    proposals: ``P`` proposals at ``(h, w)``; heatmaps: ``(M, h, w)``; saliency: ``(h, w)``;
+    peak_weights: ``(M,)`` non-negative factors for the scores of each peak's instance (e.g. the
+    co-saliency S̃ at the peak; None: the score is R, as in the paper). A positive factor does
+    not change which proposal a peak picks, only how its instance ranks against the others.
     Returns ``proposal_indices (K,)``, ``scores (K,)`` and ``peak_ids (K,)`` (the peak
     each instance came from), best score first. When several peaks pick the same proposal
     it is kept once, with the higher score and that peak. Build the masks with
@@ -242,8 +268,14 @@ def select_instances(
     scores = ranking_scores(
         proposals, heatmaps, saliency, beta=beta, gamma=gamma, gamma_mode=gamma_mode,
         contour_width=contour_width, use_cosaliency=use_cosaliency, heatmap_norm=heatmap_norm,
+        saliency_norm=saliency_norm,
     )  # fmt: skip
     best_index, best_score = select_per_peak(scores)
+    if peak_weights is not None:
+        weights = np.asarray(peak_weights, dtype=np.float64).reshape(-1)
+        if weights.shape != best_score.shape or (weights < 0).any():
+            raise ValueError(f"peak_weights must be {best_score.shape} and non-negative; got {weights.shape}.")
+        best_score = best_score * weights
 
     order = np.argsort(-best_score, kind="stable")  # best first, so np.unique keeps the best peak
     _, first = np.unique(best_index[order], return_index=True)
@@ -263,5 +295,6 @@ def ranking_options(config) -> dict:
         contour_width=config.contour_width,
         use_cosaliency=config.use_cosaliency_in_ranking,
         heatmap_norm=config.heatmap_norm,
+        saliency_norm=config.ranking_saliency_norm,
         nms_iou=config.nms_iou,
     )

@@ -147,3 +147,29 @@ def test_to_input_range_and_shape():
     x = to_input([np.full((30, 50, 3), 255, np.uint8), np.zeros((10, 10, 3), np.uint8)], 64)
     assert x.shape == (2, 3, 64, 64)
     assert torch.allclose(x[0], torch.ones_like(x[0])) and torch.all(x[1] == 0)
+
+
+@pytest.mark.parametrize("backbone", ["simple", "efficientnet_lite0"])
+def test_stride_16_doubles_the_grid_and_keeps_the_weights(backbone):
+    pretrained = backbone != "simple"
+    torch.manual_seed(0)
+    coarse = CoSaliencyNet(backbone, pretrained=pretrained, stride=32)
+    torch.manual_seed(0)
+    fine = CoSaliencyNet(backbone, pretrained=pretrained, stride=16)
+    x = torch.randn(1, 3, 128, 160)
+    out = fine(x)
+    assert out.logits.shape == (1, 1, 8, 10) and out.saliency.shape == (1, 128, 160)
+    assert coarse(x).logits.shape == (1, 1, 4, 5)
+    for (name, a), (_, b) in zip(coarse.state_dict().items(), fine.state_dict().items()):
+        if not name.startswith("upsample."):  # the fixed upsampler is ×16 instead of ×32
+            assert torch.equal(a, b), name  # dilation changes the sampling, not the learned parameters
+    assert fine.upsample.weight.shape[-1] == 32 and coarse.upsample.weight.shape[-1] == 64
+    with pytest.raises(ValueError, match="feature_stride"):
+        CoSaliencyNet(backbone, pretrained=False, stride=8)
+
+
+def test_vgg_stride_16_dilates_fc6():
+    backbone = vgg16_backbone(pretrained=False, stride=16)
+    fc6 = backbone[-1][0]
+    assert fc6.dilation == (2, 2) and fc6.padding == (6, 6)
+    assert backbone(torch.randn(1, 3, 64, 96)).shape == (1, 4096, 4, 6)

@@ -287,3 +287,33 @@ def test_ranking_options_reads_the_config():
     assert opts["gamma"] == 3e-6 and opts["use_cosaliency"] is False and opts["nms_iou"] == 0.4
     props, heat, S = scene()
     select_instances(props, heat, S, **opts)  # every option is a keyword select_instances knows
+
+
+def test_saliency_max_normalisation_by_hand():
+    """S / max S: the scene's S scaled by 0.25 ranks exactly like the scene's S (whose max is 1)."""
+    from cosegkit.ranking import normalize_saliency
+
+    props, heat, S = scene()
+    np.testing.assert_allclose(normalize_saliency(0.25 * S, "max"), S)
+    np.testing.assert_array_equal(normalize_saliency(np.zeros((2, 3)), "max"), np.zeros((2, 3)))  # no division by 0
+    R = ranking_scores(props, heat, 0.25 * S, beta=0.8, gamma=0.01, contour_width=3, saliency_norm="max")
+    expected = np.array([[1.35, 0.0], [0.6, 0.0], [0.64, 0.34], [0.205, 0.88]])  # test_ranking_scores_by_hand
+    np.testing.assert_allclose(R, expected, atol=1e-12)
+    # without the normalisation a dim S changes the numbers: P0 for peak 1 = 0.8·0.1875 + 0.1875 − 0.01·0.75
+    R_raw = ranking_scores(props, heat, 0.25 * S, beta=0.8, gamma=0.01, contour_width=3)
+    assert R_raw[0, 0] == pytest.approx(0.8 * 0.1875 + 0.1875 - 0.0075)
+    with pytest.raises(ValueError, match="saliency normalisation"):
+        normalize_saliency(S, "mean")
+
+
+def test_peak_weights_reorder_instances_without_changing_the_choice():
+    props, heat, S = scene()
+    idx, scores, peaks = select_instances(props, heat, S, gamma=0.01, contour_width=3, nms_iou=0.4)
+    np.testing.assert_array_equal(idx, [0, 3])  # R = 1.35 (peak 0, P0) before 0.88 (peak 1, P3)
+    idx_w, scores_w, peaks_w = select_instances(props, heat, S, gamma=0.01, contour_width=3, nms_iou=0.4,
+                                                peak_weights=np.array([0.5, 1.0]))  # fmt: skip
+    np.testing.assert_array_equal(idx_w, [3, 0])  # 0.88 · 1 now beats 1.35 · 0.5 = 0.675
+    np.testing.assert_allclose(scores_w, [0.88, 0.675])
+    np.testing.assert_array_equal(peaks_w, [1, 0])
+    with pytest.raises(ValueError, match="peak_weights"):
+        select_instances(props, heat, S, peak_weights=np.array([1.0]))
