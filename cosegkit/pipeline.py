@@ -28,7 +28,7 @@ from .data import Collection, load_collection
 from .model import CoSaliencyNet, to_input
 from .prm import find_peaks, heatmaps as peak_heatmaps, zplus_network
 from .proposals import Proposals, as_proposals, generate_proposals
-from .ranking import class_filter, select_instances, ranking_options
+from .ranking import class_filter, ranking_options, ranking_terms, select_instances
 from .saliency import resize_map
 from .train import FitResult, fit
 
@@ -51,6 +51,7 @@ class ImageResult:
     scores: np.ndarray = None  # (K,) ranking score R of each instance
     instance_peaks: np.ndarray = None  # (K,) index into `peaks` of the peak that found each instance
     proposal_indices: np.ndarray = None  # (K,) index into `proposals`
+    ranking_cache: dict = field(default_factory=dict, repr=False)  # ranking terms by options, see `ranking_terms_of`
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -180,19 +181,44 @@ class Result:
 
 
 # -------------------------------------------------------------------- steps
+def ranking_terms_of(r: ImageResult, config: Config) -> dict:
+    """The ranking's sums (:func:`cosegkit.ranking.ranking_terms`) for *every* peak of ``r``, cached.
+
+    They depend only on the heat maps, S, the proposals and the options below, not on β, γ, NMS
+    or the peak threshold — so ``Result.rerank`` with those only recombines cached matrices.
+    A cache entry is used only while ``r.heatmaps`` and ``r.saliency_work`` are the same arrays.
+    """
+    key = (config.heatmap_power, config.heatmap_norm, config.ranking_saliency_norm, config.contour_width,
+           config.use_cosaliency_in_ranking)  # fmt: skip
+    entry = r.ranking_cache.get(key)
+    if entry is None or entry["heatmaps"] is not r.heatmaps or entry["saliency"] is not r.saliency_work:
+        heat = r.heatmaps if config.heatmap_power == 1 else np.maximum(r.heatmaps, 0) ** config.heatmap_power
+        terms = ranking_terms(r.proposals, heat, r.saliency_work, contour_width=config.contour_width,
+                              use_cosaliency=config.use_cosaliency_in_ranking, heatmap_norm=config.heatmap_norm,
+                              saliency_norm=config.ranking_saliency_norm)  # fmt: skip
+        entry = {"heatmaps": r.heatmaps, "saliency": r.saliency_work, "terms": terms}
+        r.ranking_cache[key] = entry
+    return entry["terms"]
+
+
 def select_all(images: list[ImageResult], config: Config) -> None:
     """Ranking, per-peak selection, NMS and the optional class filter for every image (in place)."""
     options = ranking_options(config)
     found = []
     for r in images:
         use = r.used_peaks(config.peak_threshold)
-        heat = r.heatmaps[use] if config.heatmap_power == 1 else np.maximum(r.heatmaps[use], 0) ** config.heatmap_power
+        heat = r.heatmaps[use]  # only its length matters once the terms are known
+        terms = None
+        if len(use) and r.proposals.n:
+            every = ranking_terms_of(r, config)
+            terms = {"inside": every["inside"][:, use], "contour": every["contour"][:, use], "background": every["background"]}
         weights = None
         if config.instance_score == "ranking_x_peak":  # the peak's own co-saliency S̃ = sigmoid(Z)
             weights = 1.0 / (1.0 + np.exp(-r.peak_values[use].astype(np.float64)))
         elif config.instance_score != "ranking":
             raise ValueError(f"Unknown instance_score {config.instance_score!r}; use 'ranking' or 'ranking_x_peak'.")
-        idx, scores, peak_ids = select_instances(r.proposals, heat, r.saliency_work, peak_weights=weights, **options)
+        idx, scores, peak_ids = select_instances(r.proposals, heat, r.saliency_work, peak_weights=weights, terms=terms,
+                                                 **options)  # fmt: skip
         found.append((idx, scores, use[peak_ids]))
     if config.class_filter:
         keeps = class_filter([f[1] for f in found], config.class_percentile)

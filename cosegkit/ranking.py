@@ -80,6 +80,65 @@ def normalize_saliency(saliency: np.ndarray, mode: str = "none") -> np.ndarray:
     raise ValueError(f"Unknown saliency normalisation {mode!r}; use 'none' or 'max'.")
 
 
+def ranking_terms(
+    proposals,
+    heatmaps: np.ndarray,
+    saliency: np.ndarray,
+    contour_width: int = 5,
+    use_cosaliency: bool = True,
+    heatmap_norm: str = "sum",
+    saliency_norm: str = "none",
+) -> dict:
+    """The three sums R is made of, before β and γ weigh them. → dict of arrays:
+
+    ``inside (P, M)`` = ⟨Oⁱ⊙S, P⟩, ``contour (P, M)`` = ⟨Oⁱ⊙S, P̂⟩ and ``background (P,)`` =
+    ⟨1 − S, P⟩ in pixels of the working resolution (all zero when ``use_cosaliency`` is False, where
+    S ≡ 1). Shapes and options as in :func:`ranking_scores`; :func:`combine_terms` finishes the job.
+    Keeping them lets ``Result.rerank`` try new β, γ, NMS or peak settings without these products.
+    """
+    h, w = proposals.shape
+    maps = normalize_heatmaps(heatmaps, heatmap_norm)
+    if maps.shape[1:] != (h, w):
+        raise ValueError(
+            f"heatmaps are {maps.shape[1:]} but proposals work at {(h, w)}; "
+            "resize the heat maps to the proposals' working resolution first."
+        )
+    if not use_cosaliency:
+        return {"inside": proposals.region_sums(maps), "contour": proposals.contour_sums(maps, width=contour_width),
+                "background": np.zeros(proposals.n)}  # fmt: skip
+
+    S = np.asarray(saliency, dtype=np.float64)
+    if S.shape != (h, w):
+        raise ValueError(
+            f"saliency is {S.shape} but proposals work at {(h, w)}; resize S to the working resolution first."
+        )
+    if S.min() < -1e-6 or S.max() > 1 + 1e-6:
+        raise ValueError(
+            f"saliency must be a probability map in [0, 1], got values in [{S.min():.3g}, {S.max():.3g}]; "
+            "apply a sigmoid to logits first."
+        )
+    S = normalize_saliency(S, saliency_norm)
+
+    heat = maps * S  # (M, h, w): Oⁱ ⊙ S
+    M = heat.shape[0]
+    inside = proposals.region_sums(np.concatenate([heat, (1.0 - S)[None]], axis=0))  # (P, M + 1)
+    contour = proposals.contour_sums(heat, width=contour_width)  # (P, M)
+    return {"inside": inside[:, :M], "contour": contour, "background": inside[:, M]}
+
+
+def combine_terms(terms: dict, shape: tuple[int, int], beta: float = 0.8, gamma: float = 1e-5, gamma_mode: str = "pixels",
+                  gamma_reference_area: float = GAMMA_REFERENCE_AREA) -> np.ndarray:  # fmt: skip
+    """R = β·inside + contour − γ·background from :func:`ranking_terms`. ``shape`` = the working (h, w). → ``(P, M)``."""
+    h, w = shape
+    if gamma_mode == "pixels":
+        penalty = gamma * terms["background"]
+    elif gamma_mode == "area":
+        penalty = gamma * gamma_reference_area * terms["background"] / (h * w)
+    else:
+        raise ValueError(f"Unknown gamma_mode {gamma_mode!r}; use 'pixels' or 'area'.")
+    return beta * terms["inside"] + terms["contour"] - penalty[:, None]
+
+
 def ranking_scores(
     proposals,
     heatmaps: np.ndarray,
@@ -102,7 +161,8 @@ def ranking_scores(
     :func:`normalize_saliency`).
 
     Two sparse products do all the work: ``region_sums`` of the stacked maps
-    ``[O¹⊙S, …, Oᴹ⊙S, 1−S]`` and ``contour_sums`` of ``[O¹⊙S, …, Oᴹ⊙S]``.
+    ``[O¹⊙S, …, Oᴹ⊙S, 1−S]`` and ``contour_sums`` of ``[O¹⊙S, …, Oᴹ⊙S]``
+    (:func:`ranking_terms`), then :func:`combine_terms` weighs them.
 
     The background term, for ``gamma_mode``:
 
@@ -118,40 +178,12 @@ def ranking_scores(
     ``use_cosaliency=False`` is the paper's "without co-saliency" ablation (Table 3):
     S ≡ 1 in the two heat terms and no background term.
     """
-    h, w = proposals.shape
-    maps = normalize_heatmaps(heatmaps, heatmap_norm)
-    if maps.shape[1:] != (h, w):
-        raise ValueError(
-            f"heatmaps are {maps.shape[1:]} but proposals work at {(h, w)}; "
-            "resize the heat maps to the proposals' working resolution first."
-        )
-    if not use_cosaliency:
-        return beta * proposals.region_sums(maps) + proposals.contour_sums(maps, width=contour_width)
-
-    S = np.asarray(saliency, dtype=np.float64)
-    if S.shape != (h, w):
-        raise ValueError(
-            f"saliency is {S.shape} but proposals work at {(h, w)}; resize S to the working resolution first."
-        )
-    if S.min() < -1e-6 or S.max() > 1 + 1e-6:
-        raise ValueError(
-            f"saliency must be a probability map in [0, 1], got values in [{S.min():.3g}, {S.max():.3g}]; "
-            "apply a sigmoid to logits first."
-        )
-    S = normalize_saliency(S, saliency_norm)
-
-    heat = maps * S  # (M, h, w): Oⁱ ⊙ S
-    M = heat.shape[0]
-    inside = proposals.region_sums(np.concatenate([heat, (1.0 - S)[None]], axis=0))  # (P, M + 1)
-    contour = proposals.contour_sums(heat, width=contour_width)  # (P, M)
-    background = inside[:, M:]  # (P, 1): ⟨1 − S, P⟩ in pixels
-    if gamma_mode == "pixels":
-        penalty = gamma * background
-    elif gamma_mode == "area":
-        penalty = gamma * gamma_reference_area * background / (h * w)
-    else:
+    if gamma_mode not in ("pixels", "area"):
         raise ValueError(f"Unknown gamma_mode {gamma_mode!r}; use 'pixels' or 'area'.")
-    return beta * inside[:, :M] + contour - penalty
+    terms = ranking_terms(proposals, heatmaps, saliency, contour_width=contour_width, use_cosaliency=use_cosaliency,
+                          heatmap_norm=heatmap_norm, saliency_norm=saliency_norm)  # fmt: skip
+    return combine_terms(terms, proposals.shape, beta=beta, gamma=gamma, gamma_mode=gamma_mode,
+                         gamma_reference_area=gamma_reference_area)  # fmt: skip
 
 
 def select_per_peak(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -249,6 +281,7 @@ def select_instances(
     saliency_norm: str = "none",
     nms_iou: float = 0.4,
     peak_weights: np.ndarray | None = None,
+    terms: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image's instances: rank → best proposal per peak → de-duplicate → mask NMS.
 
@@ -256,6 +289,8 @@ def select_instances(
     peak_weights: ``(M,)`` non-negative factors for the scores of each peak's instance (e.g. the
     co-saliency S̃ at the peak; None: the score is R, as in the paper). A positive factor does
     not change which proposal a peak picks, only how its instance ranks against the others.
+    terms: :func:`ranking_terms` of these heat maps, if already computed (then ``heatmaps`` only
+    gives the number of peaks and the options that shaped the terms are ignored).
     Returns ``proposal_indices (K,)``, ``scores (K,)`` and ``peak_ids (K,)`` (the peak
     each instance came from), best score first. When several peaks pick the same proposal
     it is kept once, with the higher score and that peak. Build the masks with
@@ -265,11 +300,10 @@ def select_instances(
     empty = np.zeros(0, dtype=np.int64)
     if len(heatmaps) == 0 or proposals.n == 0:
         return empty, np.zeros(0), empty
-    scores = ranking_scores(
-        proposals, heatmaps, saliency, beta=beta, gamma=gamma, gamma_mode=gamma_mode,
-        contour_width=contour_width, use_cosaliency=use_cosaliency, heatmap_norm=heatmap_norm,
-        saliency_norm=saliency_norm,
-    )  # fmt: skip
+    if terms is None:
+        terms = ranking_terms(proposals, heatmaps, saliency, contour_width=contour_width, use_cosaliency=use_cosaliency,
+                              heatmap_norm=heatmap_norm, saliency_norm=saliency_norm)  # fmt: skip
+    scores = combine_terms(terms, proposals.shape, beta=beta, gamma=gamma, gamma_mode=gamma_mode)
     best_index, best_score = select_per_peak(scores)
     if peak_weights is not None:
         weights = np.asarray(peak_weights, dtype=np.float64).reshape(-1)

@@ -54,6 +54,33 @@ def test_rerank_reproduces_and_changes_only_the_ranking(result):
         result.rerank(epochs=3)
 
 
+def test_rerank_from_cached_terms_equals_ranking_from_scratch(result):
+    """rerank recombines cached ranking terms; the answer must equal select_instances run from scratch."""
+    from cosegkit.ranking import ranking_options, select_instances
+
+    changes = dict(beta=0.5, gamma=3e-6, nms_iou=0.5, ranking_saliency_norm="max", instance_score="ranking_x_peak")
+    fast = result.rerank(**changes)
+    config = result.config.replace(**changes)
+    for r, got in zip(result.images, fast.images):
+        use = r.used_peaks(config.peak_threshold)
+        heat = np.maximum(r.heatmaps[use], 0) ** config.heatmap_power
+        weights = 1 / (1 + np.exp(-r.peak_values[use].astype(np.float64)))
+        idx, scores, peaks = select_instances(r.proposals, heat, r.saliency_work, peak_weights=weights, **ranking_options(config))
+        np.testing.assert_array_equal(got.proposal_indices, idx)
+        np.testing.assert_allclose(got.scores, scores, rtol=1e-12)
+        np.testing.assert_array_equal(got.instance_peaks, use[peaks])
+    # the terms are shared between reranks, and invalidated when the heat maps change
+    entries = [id(e) for r in fast.images for e in r.ranking_cache.values()]
+    again = result.rerank(**{**changes, "gamma": 1e-5})
+    assert [id(e) for r in again.images for e in r.ranking_cache.values()] == entries
+    from dataclasses import replace
+
+    r0 = replace(result.images[0], heatmaps=result.images[0].heatmaps * 0)
+    from cosegkit.pipeline import ranking_terms_of
+
+    assert not ranking_terms_of(r0, config)["inside"].any()  # new heat maps (all zero): new terms
+
+
 def test_to_coco_round_trip(result, tmp_path):
     import pycocotools.mask as mask_utils
     from pycocotools.coco import COCO

@@ -1,0 +1,127 @@
+"""The pure logic of benchmarks/ablation.py: mean ± std cells, the rank AUC, the mean-split IoU and the rows."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SPEC = importlib.util.spec_from_file_location("ablation", Path(__file__).parents[1] / "benchmarks" / "ablation.py")
+ablation = importlib.util.module_from_spec(SPEC)
+sys.modules[SPEC.name] = ablation  # dataclasses look their module up while it is being executed
+SPEC.loader.exec_module(ablation)
+
+from cosegkit.config import preset  # noqa: E402
+
+
+# ---------------------------------------------------------------- mean ± std
+
+
+def test_mean_std_uses_population_std_and_drops_the_leading_zero():
+    # mean 0.12, deviations ±0.004 → std (ddof=0) 0.004; with ddof=1 it would be .006
+    assert ablation.mean_std([0.116, 0.124]) == ".120 ± .004"
+    assert ablation.mean_std([1.0, 3.0], digits=1, leading_zero=True) == "2.0 ± 1.0"
+    assert ablation.mean_std([120.4, 130.6], digits=0, leading_zero=True) == "126 ± 5"
+
+
+def test_mean_std_one_value_negative_and_missing():
+    assert ablation.mean_std([0.5]) == ".500"
+    assert ablation.mean_std([-0.25]) == "-.250"
+    assert ablation.mean_std([float("nan"), 0.2, 0.4]) == ".300 ± .100"  # NaN runs are left out
+    assert ablation.mean_std([float("nan")]) == "–"
+    assert ablation.mean_std([]) == "–"
+
+
+# ---------------------------------------------------------------- AUC and IoU
+
+
+def test_roc_auc_hand_computed():
+    # positives 0.35 and 0.8 against negatives 0.1 and 0.4: 3 of the 4 pairs are ordered right
+    assert ablation.roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert ablation.roc_auc([0.1, 0.4, 0.35, 0.8], [1, 1, 0, 0]) == pytest.approx(0.25)
+    # a tie between a positive and a negative counts ½: pairs (0.5>0.2) 1, (0.5=0.5) ½ → 0.75
+    assert ablation.roc_auc([0.2, 0.5, 0.5], [0, 0, 1]) == pytest.approx(0.75)
+    assert ablation.roc_auc(np.ones(5), [0, 1, 0, 1, 1]) == pytest.approx(0.5)
+    assert np.isnan(ablation.roc_auc([0.1, 0.2], [1, 1]))
+
+
+def test_roc_auc_matches_counting_pairs_on_random_data():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 6, 300).astype(float)  # many ties
+    labels = rng.random(300) < 0.3
+    pos, neg = scores[labels], scores[~labels]
+    pairs = (pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()
+    assert ablation.roc_auc(scores, labels) == pytest.approx(pairs)
+
+
+def test_mean_split_iou_and_saliency_scores():
+    saliency = np.zeros((4, 4))
+    saliency[:2, :2] = 1.0  # mean 0.25: the top-left 2 × 2 block is "salient"
+    union = np.zeros((4, 4), bool)
+    union[:2, :3] = True  # 6 pixels, 4 of them found
+    assert ablation.mean_split_iou(saliency, union) == pytest.approx(4 / 6)
+
+    gt = union[None]
+    auc, iou = ablation.saliency_scores([saliency], [gt], stride=1)
+    # positives: four 1s and two 0s; negatives: ten 0s → (4·10 + 2·10·½) / 60 = 50 / 60
+    assert auc == pytest.approx(50 / 60)
+    assert iou == pytest.approx(4 / 6)
+    # images whose union is empty or covers everything are skipped; all skipped → NaN
+    empty, full = np.zeros((0, 4, 4), bool), np.ones((1, 4, 4), bool)
+    assert ablation.saliency_scores([saliency, saliency, saliency], [gt, empty, full], stride=1) == (auc, iou)
+    assert all(np.isnan(v) for v in ablation.saliency_scores([saliency], [empty], stride=1))
+
+
+def test_saliency_scores_read_a_strided_grid():
+    saliency = np.zeros((4, 4))
+    saliency[::2, ::2] = [[1.0, 0.0], [0.0, 0.0]]  # off-grid pixels stay 0
+    gt = np.zeros((1, 4, 4), bool)
+    gt[0, 0, 0] = True
+    auc, iou = ablation.saliency_scores([saliency], [gt], stride=2)  # 4 pixels: one positive, ranked first
+    assert (auc, iou) == (pytest.approx(1.0), pytest.approx(1.0))
+
+
+# ---------------------------------------------------------------- rows
+
+
+def test_builtin_rows_switch_what_the_preset_has():
+    lite = ablation.builtin_rows(preset("lite"))  # lite: code form, head bias at logit(mean prior)
+    assert lite["copeak-form"].changes == {"copeak_form": "paper"}
+    assert lite["head-init"].changes == {"head_init": "zero"}
+    assert lite["saliency"].changes == {"lambda_copeak": 0.0, "lambda_affinity": 0.0}
+    assert lite["saliency+copeak"].changes == {"lambda_affinity": 0.0}
+    assert lite["full"].changes == {} and lite["untrained"].changes == {"epochs": 0}
+    assert lite["prior"].changes is None
+    paper = ablation.builtin_rows(preset("paper", copeak_form="paper"))  # zero head, paper form
+    assert paper["head-init"].changes == {"head_init": "prior_mean"}
+    assert paper["copeak-form"].changes == {"copeak_form": "code"}
+    assert "logit(mean prior)" in paper["head-init"].label and "σ" in paper["copeak-form"].label
+
+
+def test_select_rows_parses_extra_overrides():
+    base = preset("lite")
+    rows = ablation.select_rows(base, ["full", "prior"], ["lr_head=3e-4,copeak_form=paper", "feature_stride=16"])
+    assert [r.name for r in rows] == ["full", "prior", "extra:lr_head=3e-4,copeak_form=paper", "extra:feature_stride=16"]
+    assert rows[2].changes == {"lr_head": 3e-4, "copeak_form": "paper"}
+    assert rows[3].changes == {"feature_stride": 16}
+    assert [r.name for r in ablation.select_rows(base, None, [])] == list(ablation.builtin_rows(base))
+
+
+@pytest.mark.parametrize("names, extras, message", [
+    (["no-such-row"], [], "Unknown row"),
+    (None, ["not_a_field=1"], "not_a_field"),
+    (None, ["seed=3"], "--seeds"),
+    (None, ["lr_head"], "key=value"),
+])  # fmt: skip
+def test_select_rows_refuses_mistakes_with_a_message(names, extras, message):
+    with pytest.raises(SystemExit, match=message):
+        ablation.select_rows(preset("lite"), names, extras)
+
+
+def test_rows_without_training_run_once():
+    base, seeds = preset("lite"), [0, 1, 2]
+    rows = ablation.builtin_rows(base)
+    assert ablation.row_seeds(rows["full"], base, seeds) == seeds
+    assert ablation.row_seeds(rows["untrained"], base, seeds) == [0]
+    assert ablation.row_seeds(rows["prior"], base, seeds) == [0]
