@@ -68,7 +68,7 @@ import numpy as np
 
 from cosegkit import preset
 from cosegkit.baselines import best_proposal_iou
-from cosegkit.ranking import GAMMA_REFERENCE_AREA, mask_nms, normalize_heatmaps, ranking_options, ranking_scores
+from cosegkit.ranking import GAMMA_REFERENCE_AREA, mask_nms, normalize_heatmaps, normalize_saliency, ranking_options, ranking_scores
 from cosegkit.viz import overlay
 from cosegkit.widgets import cosegment_cached, example_collection, ranking_explorer, rerank_view, show
 
@@ -152,14 +152,14 @@ print(f"β = {c.beta}, γ = {c.gamma:g} ({c.gamma_mode}), heat maps to the power
 k = int(r.instance_peaks[0]) if len(r.instance_peaks) else 0
 heat = np.maximum(r.heatmaps[k], 0) ** c.heatmap_power  # (h, w)
 O = normalize_heatmaps(heat[None], c.heatmap_norm)[0]  # (h, w), sums to 1
-S = r.saliency_work  # (h, w), S at the proposals' resolution
+S = normalize_saliency(r.saliency_work, c.ranking_saliency_norm)  # (h, w), S at the proposals' resolution (÷ its max with "max")
 instance = c.beta * props.region_sums(O * S)  # (P,)
 contour = props.contour_sums(O * S, width=c.contour_width)  # (P,)
 outside = props.region_sums(1 - S)  # (P,) ⟨1 − S, P⟩ in pixels of the working resolution
 background = c.gamma * (outside if c.gamma_mode == "pixels" else outside * GAMMA_REFERENCE_AREA / S.size)
 R = instance + contour - background
 options = {key: value for key, value in ranking_options(c).items() if key != "nms_iou"}
-reference = ranking_scores(props, heat[None], S, **options)[:, 0]
+reference = ranking_scores(props, heat[None], r.saliency_work, **options)[:, 0]
 print("R from the three terms equals ranking_scores:", np.allclose(R, reference))
 
 top = np.argsort(-R)[:4]
