@@ -248,7 +248,7 @@ def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Conf
     t0 = time.perf_counter()
     x, logits, saliency = cosaliency(net, image, config.image_size, device)
     peaks = find_peaks(torch.from_numpy(logits), window=config.peak_window, threshold=float("-inf"))
-    peak_values = logits[peaks[:, 0], peaks[:, 1]] if len(peaks) else np.zeros(0, np.float32)
+    peak_values = logits[peaks[:, 0].numpy(), peaks[:, 1].numpy()] if len(peaks) else np.zeros(0, np.float32)  # (M,)
     t1 = time.perf_counter()
     if proposals is None:
         props = generate_proposals(image, max_side=config.proposal_max_side, min_area=config.proposal_min_area,
@@ -265,7 +265,7 @@ def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Conf
         timings[key] = timings.get(key, 0.0) + dt
     return ImageResult(
         name=name, image=image, logits=logits, saliency=saliency, saliency_work=resize_map(saliency, props.shape).clip(0, 1),
-        peaks=peaks.numpy(), peak_values=np.asarray(peak_values), heatmaps=heat, proposals=props,
+        peaks=peaks.numpy(), peak_values=np.atleast_1d(np.asarray(peak_values, np.float32)), heatmaps=heat, proposals=props,
     )  # fmt: skip
 
 
