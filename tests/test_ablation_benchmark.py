@@ -125,3 +125,12 @@ def test_rows_without_training_run_once():
     assert ablation.row_seeds(rows["full"], base, seeds) == seeds
     assert ablation.row_seeds(rows["untrained"], base, seeds) == [0]
     assert ablation.row_seeds(rows["prior"], base, seeds) == [0]
+
+
+def test_saliency_scores_see_a_flat_map_with_float_noise_as_flat():
+    rng = np.random.default_rng(0)
+    flat = (0.3 + rng.normal(0, 1e-8, (8, 8))).astype(np.float32)  # what resizing a constant map can give
+    gt = np.zeros((1, 8, 8), bool)
+    gt[0, :3, :3] = True
+    auc, iou = ablation.saliency_scores([flat], [gt], stride=1)
+    assert auc == pytest.approx(0.5) and iou == 0.0

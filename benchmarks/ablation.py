@@ -1,0 +1,411 @@
+"""Which parts of DeepCO3 matter? Loss terms, co-peak loss form and head initialisation, over seeds.
+
+On every collection (Penn-Fudan and balloon, all images) each row below trains the network
+``len(--seeds)`` times (``Config.seed`` changes the training order and anything random) and
+runs the whole pipeline with it; a cell is the mean ± std over the seeds:
+
+    ℓs only                 λt = λa = 0: the network only imitates the saliency prior
+    ℓs + ℓt                 λa = 0: plus the co-peak loss (the paper's Figure 4 analogue)
+    ℓs + ℓt + ℓa            the preset as it is
+    co-peak loss            the other form: code −log σ(mean Tˢ) ↔ paper −log(mean Tˢ)
+    head init               the other initialisation: zero (paper) ↔ bias at logit(mean prior)
+    untrained               epochs=0: the network with its head at initialisation (run once:
+                            without training nothing depends on the seed)
+    prior only              no network: the unsupervised prior is S, its connected components
+                            (``cosegkit.baselines.prior_components``) are the instances (run once)
+    --extra key=value,...   any other set of config overrides, one row each
+
+Columns: mAPʳ@0.25, mAPʳ@0.5, CorLocʳ (spec §8); the ROC AUC of the co-saliency map S and the IoU
+of (S > mean S), both against the union of the ground-truth instances; used peaks per image; the
+fraction of ground-truth instances hit by a used peak; the seconds ``fit`` took.
+
+    python benchmarks/ablation.py                                    # everything (many hours on 2 cores)
+    python benchmarks/ablation.py --max-images 6 --seeds 0 --epochs 2 --out /tmp/ablation_smoke.md
+    python benchmarks/ablation.py --rows full head-init --extra "lr_head=3e-4" "feature_stride=16"
+
+The saliency priors and the proposals are computed once per collection and shared by every row
+and seed (neither depends on the network). Data: ``$COSEGKIT_DATA`` (or ``--data``) holding
+``PennFudanPed/`` and ``balloon/``. The table is written to ``benchmarks/results/ablation.md``
+after every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+
+sys.path.insert(0, str(Path(__file__).parent))
+from quality import COLLECTIONS, config_summary, load, parse_variant, peak_statistics, timed  # noqa: E402
+
+from cosegkit import atomic  # noqa: E402
+from cosegkit.baselines import prior_components  # noqa: E402
+from cosegkit.config import Config, preset  # noqa: E402
+from cosegkit.evaluate import evaluate  # noqa: E402
+from cosegkit.pipeline import cosegment  # noqa: E402
+from cosegkit.proposals import generate_proposals  # noqa: E402
+from cosegkit.ranking import class_filter  # noqa: E402
+from cosegkit.saliency import saliency_prior  # noqa: E402
+from cosegkit.train import compute_priors, fit  # noqa: E402
+
+FORMS = {"code": "code form −log σ(mean Tˢ)", "paper": "paper form −log(mean Tˢ)"}
+INITS = {"zero": "zero (paper)", "prior_mean": "bias at logit(mean prior)"}
+COLUMNS = [  # (key, header, digits, leading zero)
+    ("mAP_r@0.25", "mAPʳ@0.25", 3, False),
+    ("mAP_r@0.5", "mAPʳ@0.5", 3, False),
+    ("CorLoc_r", "CorLocʳ", 3, False),
+    ("auc", "AUC of S", 3, False),
+    ("iou", "IoU of S > mean", 3, False),
+    ("peaks", "used peaks / image", 1, True),
+    ("hit", "GT hit by a peak", 3, False),
+    ("train_s", "training s", 1, True),
+]  # fmt: skip
+AUC_STRIDE = 2  # S and the ground truth are read on every 2nd row and column: one pixel in four
+
+
+# ---------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One row: a name for ``--rows``, a label for the table, the config overrides (None: prior only)."""
+
+    name: str
+    label: str
+    changes: dict | None
+
+
+def builtin_rows(base: Config) -> dict[str, Ablation]:
+    """The rows of the issue, by name. Toggles name what they change *to* from the ``base`` preset."""
+    other_form = "paper" if base.copeak_form == "code" else "code"
+    other_init = "zero" if base.head_init == "prior_mean" else "prior_mean"
+    rows = [
+        Ablation("saliency", "ℓs only (λt = λa = 0)", {"lambda_copeak": 0.0, "lambda_affinity": 0.0}),
+        Ablation("saliency+copeak", "ℓs + ℓt (λa = 0)", {"lambda_affinity": 0.0}),
+        Ablation("full", "ℓs + ℓt + ℓa (the preset)", {}),
+        Ablation("copeak-form", f"co-peak loss: {FORMS[other_form]}", {"copeak_form": other_form}),
+        Ablation("head-init", f"head init: {INITS[other_init]}", {"head_init": other_init}),
+        Ablation("untrained", "untrained (head at initialisation, epochs=0)", {"epochs": 0}),
+        Ablation("prior", "prior only (no network)", None),
+    ]
+    return {row.name: row for row in rows}
+
+
+def select_rows(base: Config, names: list[str] | None, extras: list[str]) -> list[Ablation]:
+    """The built-in rows named in ``names`` (None: all) followed by one row per ``--extra`` text.
+
+    Raises ``SystemExit`` with what to do for an unknown name, an unknown config field or ``seed``."""
+    known = builtin_rows(base)
+    unknown = [n for n in names or [] if n not in known]
+    if unknown:
+        raise SystemExit(f"Unknown row(s) {unknown}; choose from {list(known)} or add your own with --extra key=value.")
+    rows = [known[n] for n in (names if names is not None else known)]
+    for text in extras:
+        changes = parse_variant(text)
+        if "seed" in changes:
+            raise SystemExit(f"--extra {text!r} sets the seed; use --seeds for that.")
+        try:
+            base.replace(**changes)
+        except TypeError as error:
+            raise SystemExit(f"--extra {text!r}: {error}") from None
+        rows.append(Ablation(f"extra:{text}", f"extra: {text}", changes))
+    return rows
+
+
+# ---------------------------------------------------------------- pure measures
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC from ranks (Mann–Whitney U): scores (P,), labels (P,) bool → P(score⁺ > score⁻), ties ½.
+
+    NaN when one class is empty. [0.1, 0.4, 0.35, 0.8] with labels [0, 0, 1, 1] → 0.75."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels, dtype=bool).ravel()
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)  # ties get their average rank
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def mean_split_iou(saliency: np.ndarray, union: np.ndarray) -> float:
+    """IoU of (saliency > its mean) with ``union``; both (H, W). 0 when both are empty."""
+    found = saliency > saliency.mean()
+    total = np.logical_or(found, union).sum()
+    return float(np.logical_and(found, union).sum() / total) if total else 0.0
+
+
+def saliency_scores(maps: list[np.ndarray], gt_masks: list[np.ndarray], stride: int = AUC_STRIDE) -> tuple[float, float]:
+    """Mean AUC and mean-split IoU of maps (H, W) against the union of each image's instances (K, H, W).
+
+    Both read every ``stride``-th row and column, and the map to 6 decimals (as integers, so that
+    the float32 noise resizing leaves on a flat map neither breaks ties nor splits it at its mean).
+    Images whose union is empty or the whole (subsampled) image are skipped; NaN when every image is."""
+    aucs, ious = [], []
+    for values, gt in zip(maps, gt_masks):
+        sub = np.round(np.asarray(values, dtype=np.float64)[::stride, ::stride] * 1e6)
+        union = gt.any(axis=0)[::stride, ::stride] if len(gt) else np.zeros(sub.shape, bool)
+        if not union.any() or union.all():
+            continue
+        aucs.append(roc_auc(sub, union))
+        ious.append(mean_split_iou(sub, union))
+    if not aucs:
+        return float("nan"), float("nan")
+    return float(np.mean(aucs)), float(np.mean(ious))
+
+
+def format_number(value: float, digits: int = 3, leading_zero: bool = False) -> str:
+    """``0.123`` → ``".123"`` (without the leading zero when ``leading_zero`` is False)."""
+    text = f"{value:.{digits}f}"
+    if not leading_zero and digits > 0:
+        if text.startswith("0."):
+            return text[1:]
+        if text.startswith("-0."):
+            return "-" + text[2:]
+    return text
+
+
+def mean_std(values: list[float], digits: int = 3, leading_zero: bool = False) -> str:
+    """Mean ± std (ddof=0) of the finite values: ``".123 ± .004"``; one value alone; ``"–"`` when none."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return "–"
+    mean = format_number(float(np.mean(finite)), digits, leading_zero)
+    if len(finite) == 1:
+        return mean
+    return f"{mean} ± {format_number(float(np.std(finite)), digits, leading_zero)}"
+
+
+# ---------------------------------------------------------------- one row
+
+
+@dataclass
+class Shared:
+    """What every row of a collection reuses: priors (input size), proposals, full-size priors."""
+
+    collection: object
+    priors: dict = field(default_factory=dict)  # (prior settings, image_size) → (N, S, S) tensor
+    proposals: dict = field(default_factory=dict)  # proposal settings → list of N Proposals
+    full_priors: dict = field(default_factory=dict)  # prior settings → N maps (H, W)
+
+    def input_priors(self, config: Config) -> torch.Tensor:
+        key = (config.prior, config.prior_power, config.prior_work_size, config.image_size)
+        if key not in self.priors:
+            self.priors[key], t = timed(compute_priors, self.collection, config)
+            print(f"    priors at {config.image_size} px: {t:.1f} s", flush=True)
+        return self.priors[key]
+
+    def image_proposals(self, config: Config) -> list:
+        key = (config.proposal_max_side, config.proposal_min_area, config.proposal_max_area)
+        if key not in self.proposals:
+            self.proposals[key], t = timed(lambda: [
+                generate_proposals(image, max_side=config.proposal_max_side, min_area=config.proposal_min_area,
+                                   max_area=config.proposal_max_area, seed=config.seed)
+                for image in self.collection.images])  # fmt: skip
+            print(f"    proposals: {t:.1f} s", flush=True)
+        return self.proposals[key]
+
+    def original_size_priors(self, config: Config) -> list[np.ndarray]:
+        key = (config.prior, config.prior_power, config.prior_work_size)
+        if key not in self.full_priors:
+            self.full_priors[key] = [saliency_prior(image, method=config.prior, power=config.prior_power,
+                                                    work_size=config.prior_work_size) for image in self.collection.images]  # fmt: skip
+        return self.full_priors[key]
+
+
+def infer(collection, config: Config, fitted, proposals: list, chunk: int) -> tuple[list, list, list]:
+    """``cosegment`` with a trained network, ``chunk`` images at a time so that only one chunk's heat maps
+    are held. Returns per image (masks (K, H, W), scores (K,)), Z (hz, wz) and S (H, W).
+
+    The class filter, when on, is applied afterwards to the whole collection's scores, as ``cosegment``
+    would."""
+    predictions, logits, saliency = [], [], []
+    n_chunks = math.ceil(len(collection) / chunk)
+    for part in np.array_split(np.arange(len(collection)), n_chunks):
+        result = cosegment(collection.subset(part), config.replace(class_filter=False), net=fitted,
+                           proposals=[proposals[i] for i in part])  # fmt: skip
+        for r in result.images:
+            predictions.append((r.masks, r.scores))
+            logits.append(r.logits)
+            saliency.append(r.saliency)
+        del result
+    if config.class_filter:
+        keeps = class_filter([s for _, s in predictions], config.class_percentile)
+        predictions = [(m[k], s[k]) for (m, s), k in zip(predictions, keeps)]
+    return predictions, logits, saliency
+
+
+def measure_network(shared: Shared, config: Config, chunk: int) -> dict:
+    """Train with ``config``, run the pipeline, and measure every column (plus ``infer_s``)."""
+    collection = shared.collection
+    gt = collection.gt_masks
+    fitted, t_train = timed(fit, collection, config, priors=shared.input_priors(config))
+    proposals = shared.image_proposals(config)
+    (predictions, logits, saliency), t_infer = timed(infer, collection, config, fitted, proposals, chunk)
+    del fitted
+    auc, iou = saliency_scores(saliency, gt)
+    peaks = peak_statistics(logits, saliency, gt, config.peak_threshold, config.peak_window)
+    return {**evaluate(predictions, gt), "auc": auc, "iou": iou, "peaks": peaks["used peaks"], "hit": peaks["hit"],
+            "train_s": t_train, "infer_s": t_infer}  # fmt: skip
+
+
+def measure_prior(shared: Shared, config: Config) -> dict:
+    """The prior as S and its connected components as instances; no network, no training."""
+    gt = shared.collection.gt_masks
+    priors = shared.original_size_priors(config)
+    components, t = timed(lambda: [prior_components(p, p.shape) for p in priors])
+    auc, iou = saliency_scores(priors, gt)
+    return {**evaluate(components, gt), "auc": auc, "iou": iou, "peaks": float("nan"), "hit": float("nan"),
+            "train_s": float("nan"), "infer_s": t}  # fmt: skip
+
+
+def row_seeds(row: Ablation, base: Config, seeds: list[int]) -> list[int]:
+    """Seeds a row runs with: all of them when it trains, the first alone when nothing is random."""
+    if row.changes is None or base.replace(**row.changes).epochs == 0:
+        return seeds[:1]
+    return seeds
+
+
+# ---------------------------------------------------------------- markdown
+
+
+@dataclass
+class Table:
+    """Measured runs of one collection: row label → list of per-seed dicts."""
+
+    name: str
+    n_images: int
+    n_instances: int
+    runs: dict = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        head = "| row | runs | " + " | ".join(header for _, header, _, _ in COLUMNS) + " |"
+        out = [f"### {self.name}: {self.n_images} images, {self.n_instances} instances", "", head,
+               "| --- | ---: |" + " ---: |" * len(COLUMNS)]  # fmt: skip
+        for label, runs in self.runs.items():
+            cells = [mean_std([r[key] for r in runs], digits, zero) for key, _, digits, zero in COLUMNS]
+            out.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + " |")
+        return out
+
+
+def machine(config: Config) -> str:
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
+            f"device {config.torch_device}, Python {platform.python_version()}, torch {torch.__version__}, "
+            f"numpy {np.__version__}")  # fmt: skip
+
+
+def write_markdown(path: Path, tables: list[Table], base: Config, label: str, seeds: list[int], command: str,
+                   started: str, seconds: float) -> None:  # fmt: skip
+    text = [
+        "# Ablations: loss terms, co-peak loss form, head initialisation",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Date: {started}; wall time so far {seconds / 60:.1f} min. Machine: {machine(base)}. Times are wall-clock",
+        "on a machine that may be shared with other jobs: compare rows of one run rather than runs.",
+        "",
+        f"Config: `{label}` = the paper's defaults except {config_summary(base)}. Every row changes only what its",
+        f"label says. Seeds {', '.join(map(str, seeds))}; a cell is the mean ± std (ddof=0) over the row's runs.",
+        "",
+    ]
+    for table in tables:
+        text += [*table.lines(), ""]
+    text += [
+        "How to read it:",
+        "",
+        "- **mAPʳ@0.25, mAPʳ@0.5, CorLocʳ** (spec §8): instances at the original resolution, one category.",
+        "- **AUC of S**: ROC AUC of the co-saliency map S against the union of the ground-truth instances,",
+        f"  per image (on a grid of every {AUC_STRIDE}nd row and column), averaged; images whose union is empty or whole are",
+        "  skipped. 0.5 is chance. **IoU of S > mean**: IoU of S thresholded at its mean with that union.",
+        "  They judge stage 1 alone (what training made of S), free of peaks, proposals and ranking.",
+        "- **used peaks / image**: local maxima of Z at or above its median (what the ranking uses);",
+        "  **GT hit by a peak**: fraction of ground-truth instances holding a used peak's cell centre.",
+        "- **training s**: seconds of `fit` for the whole collection (priors given, computed once).",
+        "- **ℓs only → ℓs + ℓt → ℓs + ℓt + ℓa**: what the co-peak loss and then the affinity loss add to",
+        "  imitating the prior (the paper's Figure 4).",
+        "- **co-peak loss / head init** rows: the preset with that one setting switched.",
+        "- **untrained**: `fit` with `epochs=0` — ImageNet backbone, head weights zero (bias as the preset",
+        "  sets it), so Z is one constant: every cell is a peak (hence the many peaks and hits), S is flat",
+        "  (AUC .5, IoU 0) and every heat map is zero; expect ≈ 0 in the mAP columns. Its heat maps cost one",
+        "  back-propagation per grid cell, so it is slow. Nothing in it depends on the seed, so it runs once.",
+        "- **prior only**: no network. S is the unsupervised prior Ŝ at the original resolution and the",
+        "  instances are its connected components above the mean (`cosegkit.baselines.prior_components`,",
+        "  scored by saliency mass). Deterministic, runs once. A trained row below it in AUC has learnt less",
+        "  than the prior it imitates.",
+        "- **extra** rows: the preset with the overrides of `--extra` applied.",
+        "",
+    ]
+    atomic.write_text(path, "\n".join(text))
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--collections", nargs="+", default=["Penn-Fudan", "balloon"], choices=COLLECTIONS)
+    parser.add_argument("--max-images", type=int, default=None, help="first N images of each collection; default all")
+    parser.add_argument("--preset", default="lite", help="config preset (default: lite)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Config.seed of each run (default 0 1 2)")
+    parser.add_argument("--rows", nargs="+", default=None, metavar="NAME",
+                        help="built-in rows to run (default all): " + " ".join(builtin_rows(Config())))  # fmt: skip
+    parser.add_argument("--extra", nargs="+", default=[], action="extend", metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="one more row per text with these config overrides (repeatable)")  # fmt: skip
+    parser.add_argument("--chunk", type=int, default=8, help="images per cosegment call (bounds heat-map memory)")
+    parser.add_argument("--data", default=None, help="data root with PennFudanPed/ and balloon/ (default $COSEGKIT_DATA)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ablation.md")
+    args = parser.parse_args(argv)
+    if args.chunk < 4:
+        parser.error("--chunk must be at least 4 (every cosegment call needs ≥ 2 images).")
+
+    overrides = {"progress": False} if args.epochs is None else {"progress": False, "epochs": args.epochs}
+    base = preset(args.preset, **overrides)
+    label = args.preset if args.epochs is None else f"{args.preset}, epochs={args.epochs}"
+    rows = select_rows(base, args.rows, args.extra)  # fails now, not after hours of training
+
+    command = "python benchmarks/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    started = datetime.now().strftime("%Y-%m-%d %H:%M")
+    t0 = time.perf_counter()
+    tables: list[Table] = []
+    for name in args.collections:
+        try:
+            collection = load(name, args.max_images, args.data)
+        except FileNotFoundError as error:
+            sys.exit(f"{error}\nSet COSEGKIT_DATA (or --data) or leave {name} out with --collections.")
+        table = Table(name, len(collection), sum(len(g) for g in collection.gt_masks))
+        tables.append(table)
+        shared = Shared(collection)
+        print(f"{name}: {table.n_images} images, {table.n_instances} instances", flush=True)
+        for row in rows:
+            if row.changes and row.name != "full" and base.replace(**row.changes) == base:
+                print(f"  {row.label}: the preset already is this setting, skipped", flush=True)
+                continue
+            runs = []
+            for seed in row_seeds(row, base, args.seeds):
+                config = base.replace(seed=seed, **(row.changes or {}))
+                run = measure_prior(shared, config) if row.changes is None else measure_network(shared, config, args.chunk)
+                runs.append(run)
+                cells = ", ".join(f"{header} {mean_std([run[key]], d, z)}" for key, header, d, z in COLUMNS)
+                print(f"  {row.label} [seed {seed}]: {cells}; s/img: training {mean_std([run['train_s'] / table.n_images], 2, True)}, "
+                      f"the rest {run['infer_s'] / table.n_images:.2f}", flush=True)  # fmt: skip
+            table.runs[row.label] = runs
+            summary = " | ".join(mean_std([r[k] for r in runs], d, z) for k, _, d, z in COLUMNS)
+            print(f"  = {row.label}: {summary}", flush=True)
+            write_markdown(args.out, tables, base, label, args.seeds, command.strip(), started, time.perf_counter() - t0)
+        print(f"  (written {args.out})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
