@@ -27,7 +27,7 @@ peaks per image, peaks on the background, ground-truth instances hit by a peak (
 cell centre lies inside the instance), co-saliency inside/outside the instances,
 proposal recall (mean best IoU, R@0.5), the size of the chosen masks and seconds per stage.
 
-    python benchmarks/quality.py                          # everything (over an hour on 2 cores)
+    python benchmarks/quality.py                          # everything (~35 min on 2 cores)
     python benchmarks/quality.py --max-images 6           # a quick look
     python benchmarks/quality.py --max-images 20 --variants          # + default ranking variants
     python benchmarks/quality.py --variants gamma=1e-6 "gamma_mode=area,gamma=1e-6"
@@ -67,10 +67,16 @@ DEFAULT_VARIANTS = [  # a variant equal to the preset's own setting is skipped
     "gamma_mode=pixels",
     "gamma_mode=area",
     "gamma=1e-6",
+    "gamma=1e-5",
     "gamma=1e-4",
     "heatmap_power=1",
     "heatmap_power=2",
+    "heatmap_power=3",
     "heatmap_norm=max",
+    "ranking_saliency_norm=none",
+    "ranking_saliency_norm=max",
+    "instance_score=ranking",
+    "instance_score=ranking_x_peak",
     "nms_iou=0.3",
     "class_filter=True",
 ]
