@@ -232,8 +232,10 @@ def fit(
                 raise TrainingDivergedError(_diverged(epoch, f"a loss is not finite ({parts})", saved))
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
-            bad = [name for name, p in net.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
-            if bad:  # checked before the step, so the network and the checkpoint keep their last finite values
+            grads = [(name, p.grad) for name, p in net.named_parameters() if p.grad is not None]
+            if not torch.stack([torch.isfinite(g).all() for _, g in grads]).all():  # one device sync per step
+                # checked before the step, so the network and the checkpoint keep their last finite values
+                bad = [name for name, g in grads if not torch.isfinite(g).all()]
                 names = ", ".join(bad[:3]) + (", …" if len(bad) > 3 else "")
                 raise TrainingDivergedError(_diverged(epoch, f"the gradient of {names} is not finite", saved))
             optimizer.step()
