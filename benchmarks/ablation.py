@@ -43,7 +43,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).parent))
 from quality import COLLECTIONS, config_summary, load, parse_variant, peak_statistics, timed  # noqa: E402
@@ -51,7 +50,7 @@ from quality import COLLECTIONS, config_summary, load, parse_variant, peak_stati
 from cosegkit import atomic  # noqa: E402
 from cosegkit.baselines import prior_components  # noqa: E402
 from cosegkit.config import Config, preset  # noqa: E402
-from cosegkit.evaluate import evaluate  # noqa: E402
+from cosegkit.evaluate import evaluate, saliency_auc  # noqa: E402
 from cosegkit.pipeline import cosegment  # noqa: E402
 from cosegkit.proposals import generate_proposals  # noqa: E402
 from cosegkit.ranking import class_filter  # noqa: E402
@@ -125,20 +124,6 @@ def select_rows(base: Config, names: list[str] | None, extras: list[str]) -> lis
 # ---------------------------------------------------------------- pure measures
 
 
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC from ranks (Mann–Whitney U): scores (P,), labels (P,) bool → P(score⁺ > score⁻), ties ½.
-
-    NaN when one class is empty. [0.1, 0.4, 0.35, 0.8] with labels [0, 0, 1, 1] → 0.75."""
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    labels = np.asarray(labels, dtype=bool).ravel()
-    n_pos = int(labels.sum())
-    n_neg = labels.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)  # ties get their average rank
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def mean_split_iou(saliency: np.ndarray, union: np.ndarray) -> float:
     """IoU of (saliency > its mean) with ``union``; both (H, W). 0 when both are empty."""
     found = saliency > saliency.mean()
@@ -158,7 +143,7 @@ def saliency_scores(maps: list[np.ndarray], gt_masks: list[np.ndarray], stride: 
         union = gt.any(axis=0)[::stride, ::stride] if len(gt) else np.zeros(sub.shape, bool)
         if not union.any() or union.all():
             continue
-        aucs.append(roc_auc(sub, union))
+        aucs.append(saliency_auc(sub, union))
         ious.append(mean_split_iou(sub, union))
     if not aucs:
         return float("nan"), float("nan")

@@ -22,10 +22,11 @@ import contextlib
 import io
 
 import numpy as np
+from scipy.stats import rankdata
 
 from .ranking import mask_iou  # (K, H, W) × (G, H, W) → (K, G); flattened masks, one matrix product
 
-__all__ = ["mask_iou", "average_precision", "map_r", "corloc_r", "coco_segm_ap", "evaluate"]
+__all__ = ["mask_iou", "average_precision", "map_r", "corloc_r", "coco_segm_ap", "evaluate", "saliency_auc"]
 
 # mask_iou: measured on 500 × 375 masks, 2-core CPU: K=20 × G=5 blobs 4 ms by matrix product
 # against 21 ms through pycocotools RLE (encode + maskUtils.iou); K=100 × G=10 23 ms vs 26 ms,
@@ -268,3 +269,20 @@ def _encode(mask_utils, masks: np.ndarray) -> list[dict]:
     if len(masks) == 0:
         return []
     return mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+
+
+# ------------------------------------------------------------ co-saliency maps
+def saliency_auc(saliency: np.ndarray, foreground: np.ndarray) -> float:
+    """ROC AUC of a saliency map against a foreground mask: the chance that a random object pixel
+    scores higher than a random background pixel (0.5 = no better than chance, < 0.5 = inverted).
+
+    saliency: ``(H, W)`` float; foreground: ``(H, W)`` bool. Ties count one half (Mann–Whitney U).
+    Returns NaN when the mask is all object or all background.
+    """
+    scores = np.asarray(saliency, np.float64).ravel()
+    labels = np.asarray(foreground, bool).ravel()
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -38,6 +38,7 @@ import torch
 from .config import Config
 from .correlation import co_peaks, correlation_tensor, normalize_features, saliency_guided
 from .data import Collection, CollectionError
+from .evaluate import saliency_auc
 
 FAST_ENV = "COSEGKIT_FAST"  # COSEGKIT_FAST=1: every notebook finishes in about a minute on a CPU
 
@@ -285,24 +286,6 @@ def copeaks_explorer(images: list[np.ndarray], f_hat: torch.Tensor, s_low: torch
 
 
 # ======================================================================= 03 training
-def saliency_auc(saliency: np.ndarray, foreground: np.ndarray) -> float:
-    """ROC AUC of a saliency map against a foreground mask: the chance that a random object pixel
-    scores higher than a random background pixel (0.5 = no better than chance, < 0.5 = inverted).
-
-    saliency: ``(H, W)`` float; foreground: ``(H, W)`` bool. Ties count one half (Mann–Whitney U).
-    Returns NaN when the mask is all object or all background.
-    """
-    from scipy.stats import rankdata
-
-    scores = np.asarray(saliency, np.float64).ravel()
-    labels = np.asarray(foreground, bool).ravel()
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def foreground_at(gt_masks: np.ndarray, size: int) -> np.ndarray:
     """Union of the instance masks ``(K, H, W)`` resized (nearest) to the network input ``(size, size)`` → bool."""
     union = gt_masks.any(axis=0) if len(gt_masks) else np.zeros(gt_masks.shape[1:], bool)

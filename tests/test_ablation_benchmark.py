@@ -1,4 +1,5 @@
-"""The pure logic of benchmarks/ablation.py: mean ± std cells, the rank AUC, the mean-split IoU and the rows."""
+"""The pure logic of benchmarks/ablation.py: mean ± std cells, the mean-split IoU and the rows
+(the rank AUC it uses is `cosegkit.evaluate.saliency_auc`, tested in test_evaluate.py)."""
 
 import importlib.util
 import sys
@@ -34,25 +35,6 @@ def test_mean_std_one_value_negative_and_missing():
 
 
 # ---------------------------------------------------------------- AUC and IoU
-
-
-def test_roc_auc_hand_computed():
-    # positives 0.35 and 0.8 against negatives 0.1 and 0.4: 3 of the 4 pairs are ordered right
-    assert ablation.roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
-    assert ablation.roc_auc([0.1, 0.4, 0.35, 0.8], [1, 1, 0, 0]) == pytest.approx(0.25)
-    # a tie between a positive and a negative counts ½: pairs (0.5>0.2) 1, (0.5=0.5) ½ → 0.75
-    assert ablation.roc_auc([0.2, 0.5, 0.5], [0, 0, 1]) == pytest.approx(0.75)
-    assert ablation.roc_auc(np.ones(5), [0, 1, 0, 1, 1]) == pytest.approx(0.5)
-    assert np.isnan(ablation.roc_auc([0.1, 0.2], [1, 1]))
-
-
-def test_roc_auc_matches_counting_pairs_on_random_data():
-    rng = np.random.default_rng(0)
-    scores = rng.integers(0, 6, 300).astype(float)  # many ties
-    labels = rng.random(300) < 0.3
-    pos, neg = scores[labels], scores[~labels]
-    pairs = (pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()
-    assert ablation.roc_auc(scores, labels) == pytest.approx(pairs)
 
 
 def test_mean_split_iou_and_saliency_scores():

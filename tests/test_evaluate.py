@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cosegkit.evaluate import average_precision, coco_segm_ap, corloc_r, evaluate, map_r, mask_iou
+from cosegkit.evaluate import average_precision, coco_segm_ap, corloc_r, evaluate, map_r, mask_iou, saliency_auc
 
 
 def box(h, w, rows, cols):
@@ -149,3 +149,22 @@ def test_coco_segm_ap_perfect_wrong_and_empty():
     assert coco_segm_ap(empty, ground_truth)["AP"] == 0.0
     out = evaluate(perfect, ground_truth, coco=True)
     assert out["COCO_AP"] == pytest.approx(1.0) and out["mAP_r@0.5"] == 1.0
+
+
+def test_saliency_auc_hand_computed():
+    # positives 0.35 and 0.8 against negatives 0.1 and 0.4: 3 of the 4 pairs are ordered right
+    assert saliency_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert saliency_auc([0.1, 0.4, 0.35, 0.8], [1, 1, 0, 0]) == pytest.approx(0.25)
+    # a tie between a positive and a negative counts ½: pairs (0.5>0.2) 1, (0.5=0.5) ½ → 0.75
+    assert saliency_auc([0.2, 0.5, 0.5], [0, 0, 1]) == pytest.approx(0.75)
+    assert saliency_auc(np.ones(5), [0, 1, 0, 1, 1]) == pytest.approx(0.5)
+    assert np.isnan(saliency_auc([0.1, 0.2], [1, 1]))
+
+
+def test_saliency_auc_matches_counting_pairs_on_random_data():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 6, 300).astype(float)  # many ties
+    labels = rng.random(300) < 0.3
+    pos, neg = scores[labels], scores[~labels]
+    pairs = (pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()
+    assert saliency_auc(scores, labels) == pytest.approx(pairs)

@@ -11,21 +11,10 @@ from skimage.morphology import reconstruction
 
 from cosegkit.config import Config
 from cosegkit.data import Collection
+from cosegkit.evaluate import saliency_auc as roc_auc  # rank-based ROC AUC, ties count one half
 from cosegkit.datasets import synthetic_collection
 from cosegkit.saliency import (as_unit_map, border_colour_map, center_prior, fill_from_border, mbd_map, prior_maps,
                                saliency_prior)
-
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Rank-based ROC AUC (Mann–Whitney U), ties counted as one half."""
-    scores, labels = np.ravel(scores), np.ravel(labels).astype(bool)
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)  # average ranks of ties
-    ranks = (np.bincount(inverse, ranks) / counts)[inverse]
-    positives, negatives = labels.sum(), (~labels).sum()
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def test_roc_auc_helper():
