@@ -42,6 +42,12 @@ class WeightsUnavailableError(RuntimeError):
     """Pretrained weights could not be found or downloaded."""
 
 
+def _check_stride(stride: int) -> int:
+    if stride not in STRIDES:
+        raise ValueError(f"feature_stride must be one of {STRIDES}; got {stride!r}.")
+    return stride
+
+
 # ----------------------------------------------------------------- backbones
 def vgg16_backbone(pretrained: bool = True, stride: int = STRIDE) -> nn.Sequential:
     """VGG-16 conv1_1 … pool5 + fc6 as a 7×7 conv + ReLU: (B, 3, H, W) → (B, 4096, H/32, W/32).
@@ -49,6 +55,7 @@ def vgg16_backbone(pretrained: bool = True, stride: int = STRIDE) -> nn.Sequenti
     ``stride=16``: pool5 removed and fc6 dilated by 2 (DeepLab's way): (B, 4096, H/16, W/16)."""
     from torchvision.models import VGG16_Weights, vgg16
 
+    dilation = 32 // _check_stride(stride)  # 1, or 2 for stride 16
     if pretrained:
         try:
             net = vgg16(weights=VGG16_Weights.IMAGENET1K_V1)
@@ -68,7 +75,6 @@ def vgg16_backbone(pretrained: bool = True, stride: int = STRIDE) -> nn.Sequenti
         stages.append(nn.Sequential(*layers[start : end + 1]))
         start = end + 1
     fc6_linear = net.classifier[0]  # Linear(512·7·7 → 4096)
-    dilation = 32 // _check_stride(stride)
     if dilation > 1:
         stages[-1] = stages[-1][:-1]  # conv5 without pool5
     fc6 = nn.Conv2d(512, 4096, kernel_size=7, padding=3 * dilation, dilation=dilation)
@@ -171,6 +177,7 @@ def simple_backbone(pretrained: bool = False, width: int = 32, stride: int = STR
     if pretrained:
         raise WeightsUnavailableError("The 'simple' backbone has no pretrained weights; set pretrained=False.")
     channels = [3, width // 2, width // 2, width, width, 2 * width]
+    pools = 5 if _check_stride(stride) == 32 else 4  # 2⁵ = 32 or 2⁴ = 16
     blocks = []
     for c_in, c_out in zip(channels[:-1], channels[1:]):
         blocks.append(
@@ -178,7 +185,7 @@ def simple_backbone(pretrained: bool = False, width: int = 32, stride: int = STR
                 nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(),
-                nn.MaxPool2d(2) if len(blocks) < 4 or _check_stride(stride) == 32 else nn.Identity(),
+                nn.MaxPool2d(2) if len(blocks) < pools else nn.Identity(),
             )
         )
     backbone = nn.Sequential(*blocks)
@@ -190,19 +197,13 @@ def simple_backbone(pretrained: bool = False, width: int = 32, stride: int = STR
 BACKBONES = {"vgg16": vgg16_backbone, "efficientnet_lite0": efficientnet_lite0_backbone, "simple": simple_backbone}
 
 
-def _check_stride(stride: int) -> int:
-    if stride not in STRIDES:
-        raise ValueError(f"feature_stride must be one of {STRIDES}; got {stride!r}.")
-    return stride
-
-
 def build_backbone(name: str, pretrained: bool = True, stride: int = STRIDE) -> nn.Sequential:
     """The backbone called ``name`` (see ``BACKBONES``) with output ``stride`` (32 or 16)."""
     try:
         factory = BACKBONES[name]
     except KeyError:
         raise ValueError(f"Unknown backbone {name!r}; choose one of {sorted(BACKBONES)}.") from None
-    return factory(pretrained=pretrained, stride=_check_stride(stride))
+    return factory(pretrained=pretrained, stride=stride)  # each factory checks the stride
 
 
 # ----------------------------------------------------------------- upsampling

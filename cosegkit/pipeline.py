@@ -207,17 +207,16 @@ def select_all(images: list[ImageResult], config: Config) -> None:
     found = []
     for r in images:
         use = r.used_peaks(config.peak_threshold)
-        heat = r.heatmaps[use]  # only its length matters once the terms are known
-        terms = None
+        terms = None  # no peaks or no proposals: select_instances returns no instances
         if len(use) and r.proposals.n:
-            every = ranking_terms_of(r, config)
+            every = ranking_terms_of(r, config)  # cached: computed once per set of ranking options
             terms = {"inside": every["inside"][:, use], "contour": every["contour"][:, use], "background": every["background"]}
         weights = None
         if config.instance_score == "ranking_x_peak":  # the peak's own co-saliency S̃ = sigmoid(Z)
             weights = 1.0 / (1.0 + np.exp(-r.peak_values[use].astype(np.float64)))
         elif config.instance_score != "ranking":
             raise ValueError(f"Unknown instance_score {config.instance_score!r}; use 'ranking' or 'ranking_x_peak'.")
-        idx, scores, peak_ids = select_instances(r.proposals, heat, r.saliency_work, peak_weights=weights, terms=terms,
+        idx, scores, peak_ids = select_instances(r.proposals, r.heatmaps[use] if terms is None else None, r.saliency_work, peak_weights=weights, terms=terms,
                                                  **options)  # fmt: skip
         found.append((idx, scores, use[peak_ids]))
     if config.class_filter:
@@ -265,7 +264,7 @@ def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Conf
         timings[key] = timings.get(key, 0.0) + dt
     return ImageResult(
         name=name, image=image, logits=logits, saliency=saliency, saliency_work=resize_map(saliency, props.shape).clip(0, 1),
-        peaks=peaks.numpy(), peak_values=np.atleast_1d(np.asarray(peak_values, np.float32)), heatmaps=heat, proposals=props,
+        peaks=peaks.numpy(), peak_values=np.asarray(peak_values), heatmaps=heat, proposals=props,
     )  # fmt: skip
 
 

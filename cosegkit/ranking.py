@@ -178,8 +178,6 @@ def ranking_scores(
     ``use_cosaliency=False`` is the paper's "without co-saliency" ablation (Table 3):
     S ≡ 1 in the two heat terms and no background term.
     """
-    if gamma_mode not in ("pixels", "area"):
-        raise ValueError(f"Unknown gamma_mode {gamma_mode!r}; use 'pixels' or 'area'.")
     terms = ranking_terms(proposals, heatmaps, saliency, contour_width=contour_width, use_cosaliency=use_cosaliency,
                           heatmap_norm=heatmap_norm, saliency_norm=saliency_norm)  # fmt: skip
     return combine_terms(terms, proposals.shape, beta=beta, gamma=gamma, gamma_mode=gamma_mode,
@@ -270,7 +268,7 @@ def class_filter(scores_per_image: list[np.ndarray], percentile: float = 20.0) -
 
 def select_instances(
     proposals,
-    heatmaps: np.ndarray,
+    heatmaps: np.ndarray | None,
     saliency: np.ndarray,
     beta: float = 0.8,
     gamma: float = 1e-5,
@@ -289,8 +287,8 @@ def select_instances(
     peak_weights: ``(M,)`` non-negative factors for the scores of each peak's instance (e.g. the
     co-saliency S̃ at the peak; None: the score is R, as in the paper). A positive factor does
     not change which proposal a peak picks, only how its instance ranks against the others.
-    terms: :func:`ranking_terms` of these heat maps, if already computed (then ``heatmaps`` only
-    gives the number of peaks and the options that shaped the terms are ignored).
+    terms: :func:`ranking_terms` of these heat maps, if already computed (then ``heatmaps`` may be
+    None, and the options that shaped the terms are ignored).
     Returns ``proposal_indices (K,)``, ``scores (K,)`` and ``peak_ids (K,)`` (the peak
     each instance came from), best score first. When several peaks pick the same proposal
     it is kept once, with the higher score and that peak. Build the masks with
@@ -298,7 +296,8 @@ def select_instances(
     the options; :func:`ranking_options` reads them from a ``Config``.
     """
     empty = np.zeros(0, dtype=np.int64)
-    if len(heatmaps) == 0 or proposals.n == 0:
+    n_peaks = len(heatmaps) if terms is None else terms["inside"].shape[1]
+    if n_peaks == 0 or proposals.n == 0:
         return empty, np.zeros(0), empty
     if terms is None:
         terms = ranking_terms(proposals, heatmaps, saliency, contour_width=contour_width, use_cosaliency=use_cosaliency,
