@@ -6,7 +6,7 @@ once, computes heat maps and proposals once, and then scores these rows:
     cosegkit <preset>              the whole method (the default a user gets)
     − co-saliency in ranking       rerank(use_cosaliency_in_ranking=False): Oⁱ alone (paper Table 3)
     untrained network              the network before training (fit, epochs=0): its head starts at
-                                   zero weights, so Z is constant and there is nothing to rank
+                                   zero weights, so Z is constant and every heat map is zero
     saliency loss only             (--ablate-losses) trained with λt = λa = 0: what the co-peak and
                                    affinity losses add to imitating the prior
     prior components               connected components of (prior > its mean), scored by saliency mass
@@ -57,9 +57,9 @@ from cosegkit.baselines import best_proposal_iou, oracle_per_peak, peaks_in_mask
 from cosegkit.config import Config, preset
 from cosegkit.datasets import load_balloon, load_pennfudan, synthetic_collection
 from cosegkit.evaluate import evaluate
-from cosegkit.pipeline import Result, cosaliency, cosegment
+from cosegkit.pipeline import ImageResult, Result, cosaliency, cosegment, select_all
 from cosegkit.prm import find_peaks
-from cosegkit.saliency import saliency_prior
+from cosegkit.saliency import resize_map, saliency_prior
 from cosegkit.train import fit
 
 TOP_K = 3  # fixed before looking at any number: Penn-Fudan has ~2.5 people per image, balloon ~4
@@ -265,7 +265,8 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
     d["untrained"] = peak_statistics([z for z, _ in maps], [s for _, s in maps], gt, config.peak_threshold, config.peak_window)
     if max(np.ptp(z) for z, _ in maps) < 1e-6:
         # the head's weights start at zero: Z is one constant, every cell is a peak and every heat map is zero
-        add("untrained network (head at init)", Row(None, note="Z is constant at initialisation: nothing to rank"))
+        plain, t_plain = timed(constant_head_predictions, collection, config, maps, proposals)
+        add("untrained network (head at init)", make_row(plain, gt, t_init + t_plain))
     else:
         plain, t_plain = timed(cosegment, collection, config, net=untrained, proposals=proposals)
         add("untrained network (head at init)", make_row(plain.predictions(), gt, t_init + t_plain))
@@ -291,6 +292,29 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
                                 for props, p in zip(proposals, priors)])  # fmt: skip
         add(f"baseline: top-{TOP_K} proposals by prior {what}", make_row(top, gt, t_prior + t))
     return report
+
+
+def constant_head_predictions(collection, config: Config, maps: list, proposals: list) -> list:
+    """The method's predictions for a network whose Z is one constant (the head at initialisation).
+
+    maps: per image (Z (hz, wz), S (H, W)) of that network; proposals: per image, as the method's.
+    With zero head weights the z⁺ rule passes no signal, so every heat map is zero and every peak
+    scores the proposals alike — R(P) = −γ⟨1 − S, P⟩, the background term alone. All hz × wz
+    peaks pick the same proposal with the same score, and NMS keeps it once. Ranking one peak per
+    image gives exactly that instance without back-propagating 196 zero heat maps per image
+    (``tests/test_quality_benchmark.py`` checks the two agree). Returns (masks, scores) per image.
+    """
+    images = []
+    for image, name, (logits, saliency), props in zip(collection.images, collection.names, maps, proposals):
+        if np.ptp(logits) > 1e-6:
+            raise ValueError(f"{name}: Z is not constant (range {np.ptp(logits):.3g}); run cosegment instead.")
+        images.append(ImageResult(
+            name=name, image=image, logits=logits, saliency=saliency,
+            saliency_work=resize_map(saliency, props.shape).clip(0, 1), peaks=np.zeros((1, 2), np.int64),
+            peak_values=logits.reshape(-1)[:1].copy(), heatmaps=np.zeros((1, *props.shape), np.float32), proposals=props,
+        ))  # fmt: skip
+    select_all(images, config)
+    return [(r.masks, r.scores) for r in images]
 
 
 def save_figures(result: Result, folder: Path, n: int) -> None:
@@ -397,7 +421,9 @@ def write_markdown(path: Path, reports: list[Report], config: Config, label: str
         "- **− co-saliency in ranking**: Oⁱ alone, S ≡ 1 in the heat terms and no background term (paper Table 3).",
         "- **untrained network**: the same network before training (`fit` with `epochs=0`): ImageNet backbone, head",
         "  weights zero and bias logit(mean prior), so Z is one constant — every cell is a peak and every heat map",
-        "  is zero; the method has nothing to work with until the co-peak search has trained the head.",
+        "  is zero, so every peak picks the same proposal, the one with the least non-salient area (R = −γ⟨1 − S, P⟩),",
+        "  and NMS keeps it once: one instance per image. It is ranked with one peak per image, which gives exactly",
+        "  that instance (`constant_head_predictions`); the method has nothing else to work with until training.",
         "- **saliency loss only** (`--ablate-losses`): trained with λt = λa = 0, i.e. to imitate the prior alone;",
         "  the gap to the method row is what the co-peak and affinity losses add.",
         "- **prior components** (`cosegkit.baselines.prior_components`): the unsupervised prior Ŝ at the original",
