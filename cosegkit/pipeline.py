@@ -30,7 +30,7 @@ from .prm import find_peaks, heatmaps as peak_heatmaps, zplus_network
 from .proposals import Proposals, as_proposals, generate_proposals
 from .ranking import class_filter, ranking_options, ranking_terms, select_instances
 from .saliency import resize_map
-from .train import FitResult, fit
+from .train import FitResult, compute_priors, fit
 
 
 @dataclass
@@ -47,6 +47,7 @@ class ImageResult:
     peak_values: np.ndarray  # (M,) Z at the peaks
     heatmaps: np.ndarray  # (M, h, w) peak back-propagation heat map of every peak (not normalised)
     proposals: Proposals  # candidate masks at (h, w)
+    prior_work: np.ndarray | None = None  # (h, w) the saliency prior Ŝ at the proposals' working resolution
     masks: np.ndarray = None  # (K, H, W) bool, one per instance, best first
     scores: np.ndarray = None  # (K,) ranking score R of each instance
     instance_peaks: np.ndarray = None  # (K,) index into `peaks` of the peak that found each instance
@@ -87,11 +88,11 @@ class Result:
     def rerank(self, **changes) -> "Result":
         """A new Result with the ranking step re-run under changed settings (fast: no training,
         no heat maps, no proposals). Accepts any of ``beta, gamma, gamma_mode, contour_width,
-        use_cosaliency_in_ranking, heatmap_norm, heatmap_power, ranking_saliency_norm, instance_score, nms_iou,
-        class_filter, class_percentile, peak_threshold``."""
+        use_cosaliency_in_ranking, heatmap_norm, heatmap_power, ranking_saliency, ranking_saliency_norm, instance_score,
+        nms_iou, class_filter, class_percentile, peak_threshold``."""
         allowed = {"beta", "gamma", "gamma_mode", "contour_width", "use_cosaliency_in_ranking", "heatmap_norm", "heatmap_power",
-                   "ranking_saliency_norm", "instance_score", "nms_iou", "class_filter", "class_percentile",
-                   "peak_threshold"}  # fmt: skip
+                   "ranking_saliency", "ranking_saliency_norm", "instance_score", "nms_iou", "class_filter",
+                   "class_percentile", "peak_threshold"}  # fmt: skip
         bad = set(changes) - allowed
         if bad:
             raise TypeError(f"rerank() cannot change {sorted(bad)}: they need re-training or new heat maps. Allowed: {sorted(allowed)}")
@@ -181,22 +182,45 @@ class Result:
 
 
 # -------------------------------------------------------------------- steps
+RANKING_SALIENCY = ("cosaliency", "geometric_mean")
+
+
+def ranking_saliency_of(r: ImageResult, config: Config) -> np.ndarray:
+    """The map the ranking reads as S, ``(h, w)`` in [0, 1], chosen by ``config.ranking_saliency``:
+
+    - ``"cosaliency"`` (paper): the trained co-saliency S;
+    - ``"geometric_mean"``: √(S · Ŝ) with the saliency prior Ŝ. S comes from a 14 × 14 grid and is
+      blurred at object edges; Ŝ is sharp but sees every salient thing, common or not. Their
+      geometric mean is high only where both agree.
+    """
+    if config.ranking_saliency == "cosaliency":
+        return r.saliency_work
+    if config.ranking_saliency != "geometric_mean":
+        raise ValueError(f"Unknown ranking_saliency {config.ranking_saliency!r}; choose one of {RANKING_SALIENCY}.")
+    if r.prior_work is None:
+        raise ValueError(f"{r.name}: ranking_saliency='geometric_mean' needs the saliency prior, and this result has none "
+                         "(results made by cosegment keep it; set ImageResult.prior_work to an (h, w) map in [0, 1]).")  # fmt: skip
+    return np.sqrt(r.saliency_work * r.prior_work)
+
+
 def ranking_terms_of(r: ImageResult, config: Config) -> dict:
     """The ranking's sums (:func:`cosegkit.ranking.ranking_terms`) for *every* peak of ``r``, cached.
 
     They depend only on the heat maps, S, the proposals and the options below, not on β, γ, NMS
     or the peak threshold — so ``Result.rerank`` with those only recombines cached matrices.
-    A cache entry is used only while ``r.heatmaps`` and ``r.saliency_work`` are the same arrays.
+    A cache entry is used only while ``r.heatmaps``, ``r.saliency_work`` and ``r.prior_work``
+    are the same arrays.
     """
-    key = (config.heatmap_power, config.heatmap_norm, config.ranking_saliency_norm, config.contour_width,
-           config.use_cosaliency_in_ranking)  # fmt: skip
+    key = (config.heatmap_power, config.heatmap_norm, config.ranking_saliency, config.ranking_saliency_norm,
+           config.contour_width, config.use_cosaliency_in_ranking)  # fmt: skip
+    sources = (r.heatmaps, r.saliency_work, r.prior_work)
     entry = r.ranking_cache.get(key)
-    if entry is None or entry["heatmaps"] is not r.heatmaps or entry["saliency"] is not r.saliency_work:
+    if entry is None or any(a is not b for a, b in zip(entry["sources"], sources)):
         heat = r.heatmaps if config.heatmap_power == 1 else np.maximum(r.heatmaps, 0) ** config.heatmap_power
-        terms = ranking_terms(r.proposals, heat, r.saliency_work, contour_width=config.contour_width,
+        terms = ranking_terms(r.proposals, heat, ranking_saliency_of(r, config), contour_width=config.contour_width,
                               use_cosaliency=config.use_cosaliency_in_ranking, heatmap_norm=config.heatmap_norm,
                               saliency_norm=config.ranking_saliency_norm)  # fmt: skip
-        entry = {"heatmaps": r.heatmaps, "saliency": r.saliency_work, "terms": terms}
+        entry = {"sources": sources, "terms": terms}
         r.ranking_cache[key] = entry
     return entry["terms"]
 
@@ -216,7 +240,8 @@ def select_all(images: list[ImageResult], config: Config) -> None:
             weights = 1.0 / (1.0 + np.exp(-r.peak_values[use].astype(np.float64)))
         elif config.instance_score != "ranking":
             raise ValueError(f"Unknown instance_score {config.instance_score!r}; use 'ranking' or 'ranking_x_peak'.")
-        idx, scores, peak_ids = select_instances(r.proposals, r.heatmaps[use] if terms is None else None, r.saliency_work, peak_weights=weights, terms=terms,
+        idx, scores, peak_ids = select_instances(r.proposals, r.heatmaps[use] if terms is None else None, r.saliency_work,
+                                                 peak_weights=weights, terms=terms,
                                                  **options)  # fmt: skip
         found.append((idx, scores, use[peak_ids]))
     if config.class_filter:
@@ -237,10 +262,11 @@ def cosaliency(net: CoSaliencyNet, image: np.ndarray, size: int, device: torch.d
 
 
 def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Config, proposals=None, timings=None,
-                  zplus_net=None) -> ImageResult:
+                  zplus_net=None, prior: np.ndarray | None = None) -> ImageResult:
     """Stage 2 for one image, up to (not including) ranking: Z, S, peaks, heat maps, proposals.
 
     ``zplus_net``: ``prm.zplus_network(net)``, converted once per collection (built here when None).
+    ``prior``: the image's saliency prior Ŝ (any resolution), kept at the working resolution.
     Heat maps are computed for every local maximum of Z; the peak threshold is applied at ranking time."""
     device = next(net.parameters()).device
     timings = timings if timings is not None else {}
@@ -265,6 +291,7 @@ def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Conf
     return ImageResult(
         name=name, image=image, logits=logits, saliency=saliency, saliency_work=resize_map(saliency, props.shape).clip(0, 1),
         peaks=peaks.numpy(), peak_values=np.asarray(peak_values), heatmaps=heat, proposals=props,
+        prior_work=None if prior is None else resize_map(np.asarray(prior, np.float32), props.shape).clip(0, 1),
     )  # fmt: skip
 
 
@@ -313,10 +340,14 @@ def cosegment(
     t_convert = time.perf_counter()
     twin = zplus_network(fitted.net)  # the z⁺ copy of the network, converted once
     timings["heat maps"] = time.perf_counter() - t_convert
+    t_prior = time.perf_counter()
+    priors = fitted.priors if fitted.priors is not None else compute_priors(collection, config, saliency_maps)
+    timings["saliency prior"] = time.perf_counter() - t_prior
     results = []
-    items = zip(collection.images, collection.names, per_image_proposals)
-    for image, name, props in tqdm(list(items), desc="instances", unit="image", disable=not config.progress):
-        results.append(analyse_image(fitted.net, image, name, config, proposals=props, timings=timings, zplus_net=twin))
+    items = zip(collection.images, collection.names, per_image_proposals, priors)
+    for image, name, props, prior in tqdm(list(items), desc="instances", unit="image", disable=not config.progress):
+        results.append(analyse_image(fitted.net, image, name, config, proposals=props, timings=timings, zplus_net=twin,
+                                     prior=prior.cpu().numpy()))  # fmt: skip
     t1 = time.perf_counter()
     select_all(results, config)
     timings["ranking"] = time.perf_counter() - t1

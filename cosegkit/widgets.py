@@ -557,13 +557,14 @@ def gradient_heatmaps(result, i: int) -> np.ndarray:
 def best_proposal(result, i: int, heatmap: np.ndarray) -> tuple[int, float]:
     """The proposal the ranking function picks for one heat map ``(h, w)`` of image ``i``, and its score R
     (with the result's ranking settings, ``heatmap_power`` included, as :func:`cosegkit.pipeline.select_all` does)."""
+    from .pipeline import ranking_saliency_of
     from .ranking import ranking_options, ranking_scores
 
     options = {k: v for k, v in ranking_options(result.config).items() if k != "nms_iou"}
     power = getattr(result.config, "heatmap_power", 1.0)
     heat = heatmap if power == 1 else np.maximum(heatmap, 0) ** power
     r = result[i]
-    scores = ranking_scores(r.proposals, heat[None], r.saliency_work, **options)[:, 0]  # (P,)
+    scores = ranking_scores(r.proposals, heat[None], ranking_saliency_of(r, result.config), **options)[:, 0]  # (P,)
     best = int(np.argmax(scores))
     return best, float(scores[best])
 

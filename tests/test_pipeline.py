@@ -81,6 +81,42 @@ def test_rerank_from_cached_terms_equals_ranking_from_scratch(result):
     assert not ranking_terms_of(r0, config)["inside"].any()  # new heat maps (all zero): new terms
 
 
+def test_results_keep_the_prior_and_rank_with_the_geometric_mean(result, collection):
+    """ranking_saliency="geometric_mean" ranks with √(S · Ŝ): the same as ranking from scratch with that map."""
+    from cosegkit.ranking import ranking_options, select_instances
+    from cosegkit.saliency import resize_map
+    from cosegkit.train import compute_priors
+
+    priors = compute_priors(collection, result.config)
+    for r, prior in zip(result.images, priors):
+        assert r.prior_work.shape == r.saliency_work.shape
+        np.testing.assert_allclose(r.prior_work, resize_map(prior.numpy(), r.saliency_work.shape).clip(0, 1), atol=1e-6)
+    fused = result.rerank(ranking_saliency="geometric_mean")
+    config = result.config.replace(ranking_saliency="geometric_mean")
+    changed = 0
+    for r, got in zip(result.images, fused.images):
+        use = r.used_peaks(config.peak_threshold)
+        heat = np.maximum(r.heatmaps[use], 0) ** config.heatmap_power
+        weights = 1 / (1 + np.exp(-r.peak_values[use].astype(np.float64)))
+        S = np.sqrt(r.saliency_work * r.prior_work)
+        idx, scores, _ = select_instances(r.proposals, heat, S, peak_weights=weights, **ranking_options(config))
+        np.testing.assert_array_equal(got.proposal_indices, idx)
+        np.testing.assert_allclose(got.scores, scores, rtol=1e-12)
+        changed += not np.array_equal(got.scores, r.scores)
+    assert changed  # a different map gives different scores
+    np.testing.assert_allclose(fused.rerank(ranking_saliency="cosaliency").images[0].scores, result.images[0].scores)
+
+
+def test_geometric_mean_without_a_prior_says_what_is_missing(result):
+    from dataclasses import replace
+
+    bare = replace(result, images=[replace(r, prior_work=None, ranking_cache={}) for r in result.images])
+    with pytest.raises(ValueError, match="needs the saliency prior"):
+        bare.rerank(ranking_saliency="geometric_mean")
+    with pytest.raises(ValueError, match="Unknown ranking_saliency"):
+        result.rerank(ranking_saliency="prior")
+
+
 def test_to_coco_round_trip(result, tmp_path):
     import pycocotools.mask as mask_utils
     from pycocotools.coco import COCO
