@@ -68,6 +68,7 @@ import numpy as np
 
 from cosegkit import preset
 from cosegkit.baselines import best_proposal_iou
+from cosegkit.pipeline import ranking_saliency_of
 from cosegkit.ranking import GAMMA_REFERENCE_AREA, mask_nms, normalize_heatmaps, normalize_saliency, ranking_options, ranking_scores
 from cosegkit.viz import overlay
 from cosegkit.widgets import cosegment_cached, example_collection, ranking_explorer, rerank_view, show
@@ -147,6 +148,10 @@ if collection.has_ground_truth:
 # everywhere: the background term becomes a plain area penalty that keeps a pedestrian's
 # torso and drops the legs; and an instance's score is R × S̃ at its peak
 # (`instance_score="ranking_x_peak"`), so instances found from background peaks rank last.
+# One more option chooses *which* map the ranking reads as S: the trained co-saliency
+# (`ranking_saliency="cosaliency"`, the paper) or its geometric mean with the saliency prior,
+# √(S · Ŝ) (`"geometric_mean"`): S comes from the 14 × 14 grid and is blurred at object edges,
+# Ŝ is sharp but lights up every salient thing; the product is high only where both agree.
 # The `tiny` preset also cubes each heat map before normalising (`heatmap_power=3`): on its
 # coarse 8 × 8 grid the z⁺ maps spread over much of the image. The cell below follows whatever
 # the config says, and checks the sum of the three terms against `ranking_scores`.
@@ -157,14 +162,15 @@ print(f"β = {c.beta}, γ = {c.gamma:g} ({c.gamma_mode}), heat maps to the power
 k = int(r.instance_peaks[0]) if len(r.instance_peaks) else 0
 heat = np.maximum(r.heatmaps[k], 0) ** c.heatmap_power  # (h, w)
 O = normalize_heatmaps(heat[None], c.heatmap_norm)[0]  # (h, w), sums to 1
-S = normalize_saliency(r.saliency_work, c.ranking_saliency_norm)  # (h, w), S at the proposals' resolution (÷ its max with "max")
+S_rank = ranking_saliency_of(r, c)  # (h, w): S, or √(S · Ŝ) with ranking_saliency="geometric_mean"
+S = normalize_saliency(S_rank, c.ranking_saliency_norm)  # at the proposals' resolution (÷ its max with "max")
 instance = c.beta * props.region_sums(O * S)  # (P,)
 contour = props.contour_sums(O * S, width=c.contour_width)  # (P,)
 outside = props.region_sums(1 - S)  # (P,) ⟨1 − S, P⟩ in pixels of the working resolution
 background = c.gamma * (outside if c.gamma_mode == "pixels" else outside * GAMMA_REFERENCE_AREA / S.size)
 R = instance + contour - background
 options = {key: value for key, value in ranking_options(c).items() if key != "nms_iou"}
-reference = ranking_scores(props, heat[None], r.saliency_work, **options)[:, 0]
+reference = ranking_scores(props, heat[None], S_rank, **options)[:, 0]
 print("R from the three terms equals ranking_scores:", np.allclose(R, reference))
 
 top = np.argsort(-R)[:4]
