@@ -267,7 +267,7 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
     d["untrained"] = peak_statistics([z for z, _ in maps], [s for _, s in maps], gt, config.peak_threshold, config.peak_window)
     if max(np.ptp(z) for z, _ in maps) < 1e-6:
         # the head's weights start at zero: Z is one constant, every cell is a peak and every heat map is zero
-        plain, t_plain = timed(constant_head_predictions, collection, config, maps, proposals)
+        plain, t_plain = timed(constant_head_predictions, collection, config, maps, proposals, fitted.priors.numpy())
         add("untrained network (head at init)", make_row(plain, gt, t_init + t_plain))
     else:
         plain, t_plain = timed(cosegment, collection, config, net=untrained, proposals=proposals)
@@ -296,10 +296,11 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
     return report
 
 
-def constant_head_predictions(collection, config: Config, maps: list, proposals: list) -> list:
+def constant_head_predictions(collection, config: Config, maps: list, proposals: list, priors) -> list:
     """The method's predictions for a network whose Z is one constant (the head at initialisation).
 
-    maps: per image (Z (hz, wz), S (H, W)) of that network; proposals: per image, as the method's.
+    maps: per image (Z (hz, wz), S (H, W)) of that network; proposals: per image, as the method's;
+    priors: per image the saliency prior Ŝ (any resolution; for ``ranking_saliency="geometric_mean"``).
     With zero head weights the z⁺ rule passes no signal, so every heat map is zero and every peak
     scores the proposals alike — R(P) = −γ⟨1 − S, P⟩, the background term alone. All hz × wz
     peaks pick the same proposal with the same score, and NMS keeps it once. Ranking one peak per
@@ -307,13 +308,14 @@ def constant_head_predictions(collection, config: Config, maps: list, proposals:
     (``tests/test_quality_benchmark.py`` checks the two agree). Returns (masks, scores) per image.
     """
     images = []
-    for image, name, (logits, saliency), props in zip(collection.images, collection.names, maps, proposals):
+    for image, name, (logits, saliency), props, prior in zip(collection.images, collection.names, maps, proposals, priors):
         if np.ptp(logits) > 1e-6:
             raise ValueError(f"{name}: Z is not constant (range {np.ptp(logits):.3g}); run cosegment instead.")
         images.append(ImageResult(
             name=name, image=image, logits=logits, saliency=saliency,
             saliency_work=resize_map(saliency, props.shape).clip(0, 1), peaks=np.zeros((1, 2), np.int64),
             peak_values=logits.reshape(-1)[:1].copy(), heatmaps=np.zeros((1, *props.shape), np.float32), proposals=props,
+            prior_work=resize_map(np.asarray(prior, np.float32), props.shape).clip(0, 1),
         ))  # fmt: skip
     select_all(images, config)
     return [(r.masks, r.scores) for r in images]

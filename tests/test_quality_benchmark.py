@@ -37,14 +37,15 @@ def test_an_untrained_head_gives_a_constant_z_and_zero_heat_maps(untrained):
     assert float(heatmaps(fitted.net, x, every_cell).abs().max()) == 0.0
 
 
-@pytest.mark.parametrize("changes", [{}, {"gamma_mode": "pixels", "gamma": 1e-4}, {"instance_score": "ranking"}])
+@pytest.mark.parametrize("changes", [{}, {"gamma_mode": "pixels", "gamma": 1e-4}, {"instance_score": "ranking"},
+                                     {"ranking_saliency": "cosaliency"}, {"ranking_saliency": "geometric_mean"}])
 def test_constant_head_predictions_equal_the_full_method(untrained, changes):
     collection, config, fitted = untrained
     config = config.replace(**changes)
     full = cosegment(collection, config, net=fitted)
     assert all(len(r.peaks) == r.logits.size for r in full.images)  # every cell of a constant Z is a peak
     maps = [(r.logits, r.saliency) for r in full.images]
-    short = quality.constant_head_predictions(collection, config, maps, [r.proposals for r in full.images])
+    short = quality.constant_head_predictions(collection, config, maps, [r.proposals for r in full.images], fitted.priors.numpy())
     for (masks, scores), r in zip(short, full.images):
         assert len(scores) == len(r.scores) == 1  # all peaks pick one proposal; NMS keeps it once
         np.testing.assert_array_equal(masks, r.masks)
@@ -56,4 +57,4 @@ def test_constant_head_predictions_refuse_a_varying_z(untrained):
     full = cosegment(collection, config, net=fitted)
     maps = [(r.logits + np.arange(r.logits.size).reshape(r.logits.shape), r.saliency) for r in full.images]
     with pytest.raises(ValueError, match="not constant"):
-        quality.constant_head_predictions(collection, config, maps, [r.proposals for r in full.images])
+        quality.constant_head_predictions(collection, config, maps, [r.proposals for r in full.images], fitted.priors.numpy())
