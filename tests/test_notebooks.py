@@ -247,7 +247,7 @@ def _square_result(n_images: int = 2):
         image = np.zeros((32, 32, 3), np.uint8)
         image[square] = 200
         images.append(ImageResult(
-            name=f"square_{n}", image=image, logits=logits, saliency=saliency, saliency_work=saliency,
+            name=f"square_{n}", image=image, logits=logits, saliency=saliency, saliency_work=saliency, prior_work=saliency,
             peaks=np.array([[(top + 6) // 8, 1], [3, 3]]), peak_values=np.array([2.0, -1.0], np.float32),
             heatmaps=np.stack([heat_object, heat_background]), proposals=Proposals.from_masks(np.stack([square, box, patch, left])),
         ))  # fmt: skip
