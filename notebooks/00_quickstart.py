@@ -128,7 +128,8 @@ print(f"{r.name}: masks {r.masks.shape}, scores {r.scores.round(3).tolist()}, pe
 # %%
 if collection.has_ground_truth:
     print("as computed:         ", {k: round(v, 3) for k, v in result.evaluate().items()})
-    paper = result.rerank(gamma=1e-5, ranking_saliency_norm="none", instance_score="ranking")  # the paper's ranking
+    paper = result.rerank(gamma=1e-5, gamma_mode="pixels", ranking_saliency="cosaliency", ranking_saliency_norm="none",
+                          instance_score="ranking")  # the paper's ranking: S as trained, γ = 1e-5 per pixel, score R
     print("the paper's ranking: ", {k: round(v, 3) for k, v in paper.evaluate().items()})
 
 # %% [markdown]
