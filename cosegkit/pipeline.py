@@ -340,9 +340,11 @@ def cosegment(
     t_convert = time.perf_counter()
     twin = zplus_network(fitted.net)  # the z⁺ copy of the network, converted once
     timings["heat maps"] = time.perf_counter() - t_convert
-    t_prior = time.perf_counter()
-    priors = fitted.priors if fitted.priors is not None else compute_priors(collection, config, saliency_maps)
-    timings["saliency prior"] = time.perf_counter() - t_prior
+    priors = fitted.priors  # (N, S, S) from training; a network passed in bare needs them computed
+    if priors is None:
+        t_prior = time.perf_counter()
+        priors = compute_priors(collection, config, saliency_maps)
+        timings["saliency prior"] = time.perf_counter() - t_prior
     results = []
     items = zip(collection.images, collection.names, per_image_proposals, priors)
     for image, name, props, prior in tqdm(list(items), desc="instances", unit="image", disable=not config.progress):

@@ -109,6 +109,15 @@ def test_results_keep_the_prior_and_rank_with_the_geometric_mean(result, collect
     np.testing.assert_allclose(fused.rerank(ranking_saliency="cosaliency").images[0].scores, plain.images[0].scores)
 
 
+def test_a_bare_network_gets_its_priors_computed(result, collection):
+    """cosegment(net=<a network>) has no training priors: it computes them, the same maps."""
+    again = cosegment(collection, result.config, net=result.fit.net, proposals=[r.proposals for r in result.images])
+    assert "saliency prior" in again.timings and "saliency prior" not in result.timings
+    for a, b in zip(result.images, again.images):
+        np.testing.assert_allclose(a.prior_work, b.prior_work, atol=1e-6)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+
+
 def test_geometric_mean_without_a_prior_says_what_is_missing(result):
     from dataclasses import replace
 
