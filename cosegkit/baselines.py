@@ -35,7 +35,7 @@ __all__ = ["prior_components", "proposal_saliency", "top_proposals_by_saliency",
 
 
 def prior_components(prior: np.ndarray, image_shape: tuple[int, int] | None = None,
-                     min_fraction: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                     min_fraction: float = 1e-3, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Connected components of ``prior > mean(prior)`` as instances.
 
     Args:
@@ -43,6 +43,7 @@ def prior_components(prior: np.ndarray, image_shape: tuple[int, int] | None = No
         image_shape: ``(H, W)`` of the returned masks (nearest-neighbour resize of the
             component labels); default ``(h, w)``.
         min_fraction: components smaller than this fraction of the image (0.1 %) are dropped.
+        threshold: split the map here instead of at its mean.
 
     Returns:
         masks ``(K, H, W)`` bool and scores ``(K,)``, best first. A component's score is its
@@ -54,7 +55,8 @@ def prior_components(prior: np.ndarray, image_shape: tuple[int, int] | None = No
         raise ValueError(f"prior must be one (h, w) map; got shape {prior.shape}.")
     h, w = prior.shape
     image_shape = (h, w) if image_shape is None else tuple(int(s) for s in image_shape)
-    labels, n = ndi.label(prior > prior.mean(), structure=np.ones((3, 3), dtype=bool))
+    split = prior.mean() if threshold is None else threshold
+    labels, n = ndi.label(prior > split, structure=np.ones((3, 3), dtype=bool))
     areas = np.bincount(labels.ravel(), minlength=n + 1)
     mass = np.bincount(labels.ravel(), weights=prior.ravel(), minlength=n + 1) / (h * w)
     ids = np.flatnonzero(areas >= min_fraction * h * w)
