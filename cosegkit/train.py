@@ -30,6 +30,7 @@ from . import atomic
 from .config import Config
 from .correlation import co_peaks, correlation_tensor, normalize_features, saliency_guided
 from .data import Collection
+from .ddt import ddt_head
 from .losses import affinity_loss, copeak_loss, saliency_loss
 from .model import CoSaliencyNet, to_input
 
@@ -153,6 +154,21 @@ def compute_front(net: CoSaliencyNet, inputs: torch.Tensor, config: Config, devi
     return torch.cat(parts)
 
 
+HEAD_INITS = ("zero", "prior_mean", "ddt")
+
+
+@torch.no_grad()
+def init_head_ddt(net: CoSaliencyNet, front: torch.Tensor, priors: torch.Tensor, config: Config, chunk: int = 8) -> None:
+    """Start the head as DDT (:func:`cosegkit.ddt.ddt_head`): the collection's first principal direction
+    of the features F it reads, scaled and shifted to match the priors. front (N, C', h', w'), priors (N, S, S)."""
+    device = next(net.parameters()).device
+    features = torch.cat([net.tail(front[i : i + chunk].to(device), config.trainable_blocks).cpu()
+                          for i in range(0, len(front), chunk)])  # fmt: skip
+    weight, bias = ddt_head(features, priors.cpu())
+    net.head.weight.copy_(weight.reshape(net.head.weight.shape).to(net.head.weight))
+    net.head.bias.fill_(bias)
+
+
 def fit(
     collection: Collection,
     config: Config | None = None,
@@ -189,11 +205,11 @@ def fit(
     inputs = to_input(collection.images, config.image_size)
     if priors is None:
         priors = compute_priors(collection, config, user_maps)
+    if config.head_init not in HEAD_INITS:
+        raise ValueError(f"head_init must be one of {HEAD_INITS}, got {config.head_init!r}")
     net = CoSaliencyNet.from_config(config).to(device)
     if config.head_init == "prior_mean":
         net.init_head_bias(float(priors.mean()))
-    elif config.head_init != "zero":
-        raise ValueError(f"head_init must be 'zero' or 'prior_mean', got {config.head_init!r}")
     net.set_trainable(config.trainable_blocks)
     optimizer = make_optimizer(net, config)
     history: list[dict] = []
@@ -218,6 +234,8 @@ def fit(
         saved = (checkpoint, start_epoch)
 
     front = compute_front(net, inputs, config, device)
+    if config.head_init == "ddt" and start_epoch == 0:
+        init_head_ddt(net, front, priors, config)
     net.train()
     epochs = range(start_epoch, config.epochs)
     bar = tqdm(epochs, desc="co-peak search", unit="epoch", disable=not config.progress, initial=start_epoch, total=config.epochs)

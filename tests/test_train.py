@@ -109,3 +109,30 @@ def test_one_image_is_refused():
 
     with pytest.raises((ValueError, CollectionError), match="at least 2"):
         Collection.from_arrays([np.zeros((32, 32, 3), np.uint8)])
+
+
+def test_ddt_head_init_starts_at_ddt_and_resumes_exactly(collection, tmp_path):
+    from cosegkit.ddt import ddt_head
+
+    config = preset("tiny", epochs=0, head_init="ddt")  # 256 px: an 8 × 8 grid (at 96 px, 3 × 3 cells hide the objects)
+    start = fit(collection, config)
+    with torch.no_grad():
+        features = start.net.backbone(start.net.normalize(start.inputs))
+    weight, bias = ddt_head(features, start.priors)
+    torch.testing.assert_close(start.net.head.weight.flatten().double(), weight, rtol=1e-5, atol=1e-6)
+    assert float(start.net.head.bias) == pytest.approx(bias, rel=1e-5)
+    inside, outside = _inside_outside(start, collection)
+    assert inside > 3 * outside, (inside, outside)  # DDT finds the shared objects before any training (0.31 vs 0.05)
+    # the initialisation happens once: a resumed run keeps the trained head, not a fresh DDT one
+    config = config.replace(epochs=2, image_size=96)
+    full = fit(collection, config)
+    ckpt = tmp_path / "ddt.pt"
+    fit(collection, config.replace(epochs=1), checkpoint=ckpt)
+    resumed = fit(collection, config, checkpoint=ckpt, resume=True)
+    for (k, a), b in zip(full.net.state_dict().items(), resumed.net.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_unknown_head_init_is_refused(collection):
+    with pytest.raises(ValueError, match="head_init must be one of"):
+        fit(collection, preset("tiny", epochs=0, image_size=64, head_init="random"))
