@@ -11,6 +11,9 @@ runs the whole pipeline with it; a cell is the mean ± std over the seeds:
     head init               the other initialisation: zero (paper) ↔ bias at logit(mean prior)
     untrained               epochs=0: the network with its head at initialisation (run once:
                             without training nothing depends on the seed)
+    head init DDT           the head starts as DDT (``head_init="ddt"``): the collection's first
+                            principal direction of features, fitted to the prior
+    DDT head, untrained     that head without training: DDT's co-localisation map is S (run once)
     prior only              no network: the unsupervised prior is S, its connected components
                             (``cosegkit.baselines.prior_components``) are the instances (run once)
     --extra key=value,...   any other set of config overrides, one row each
@@ -58,7 +61,7 @@ from cosegkit.saliency import saliency_prior  # noqa: E402
 from cosegkit.train import compute_priors, fit  # noqa: E402
 
 FORMS = {"code": "code form −log σ(mean Tˢ)", "paper": "paper form −log(mean Tˢ)"}
-INITS = {"zero": "zero (paper)", "prior_mean": "bias at logit(mean prior)"}
+INITS = {"zero": "zero (paper)", "prior_mean": "bias at logit(mean prior)", "ddt": "DDT (first principal direction)"}
 COLUMNS = [  # (key, header, digits, leading zero)
     ("mAP_r@0.25", "mAPʳ@0.25", 3, False),
     ("mAP_r@0.5", "mAPʳ@0.5", 3, False),
@@ -95,6 +98,8 @@ def builtin_rows(base: Config) -> dict[str, Ablation]:
         Ablation("copeak-form", f"co-peak loss: {FORMS[other_form]}", {"copeak_form": other_form}),
         Ablation("head-init", f"head init: {INITS[other_init]}", {"head_init": other_init}),
         Ablation("untrained", "untrained (head at initialisation, epochs=0)", {"epochs": 0}),
+        Ablation("head-init-ddt", "head init: DDT (first principal direction)", {"head_init": "ddt"}),
+        Ablation("ddt", "DDT head, untrained (head_init=ddt, epochs=0)", {"head_init": "ddt", "epochs": 0}),
         Ablation("prior", "prior only (no network)", None),
     ]
     return {row.name: row for row in rows}
@@ -324,6 +329,10 @@ def write_markdown(path: Path, tables: list[Table], base: Config, label: str, se
         "  sets it), so Z is one constant: every cell is a peak (hence the many peaks and hits), S is flat",
         "  (AUC .5, IoU 0) and every heat map is zero; expect ≈ 0 in the mAP columns. Its heat maps cost one",
         "  back-propagation per grid cell, so it is slow. Nothing in it depends on the seed, so it runs once.",
+        "- **head init: DDT**: the head starts as DDT (Wei et al. 2017), the collection's first principal",
+        "  direction of the features it reads, scaled to fit the prior (`cosegkit.ddt.ddt_head`); then trained.",
+        "  **DDT head, untrained**: that head with `epochs=0`, i.e. DDT's co-localisation map used as S by the",
+        "  whole pipeline. It learns nothing, so it runs once; a trained row below it has not beaten DDT.",
         "- **prior only**: no network. S is the unsupervised prior Ŝ at the original resolution and the",
         "  instances are its connected components above the mean (`cosegkit.baselines.prior_components`,",
         "  scored by saliency mass). Deterministic, runs once. A trained row below it in AUC has learnt less",

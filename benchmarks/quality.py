@@ -12,6 +12,8 @@ once, computes heat maps and proposals once, and then scores these rows:
     prior components               connected components of (prior > its mean), scored by saliency mass
     top-3 proposals by prior       the 3 proposals that best match the prior (soft IoU; or mean
                                    prior inside − outside), NMS at 0.4
+    DDT co-localisation            the paper's unsupervised co-localisation baseline: components of the
+                                   collection's first principal direction of backbone features (no training)
     oracle per peak                every instance a peak falls into gets its best proposal
                                    (an upper bound for the ranking, needs the ground truth)
     --variants ...                 extra ranking settings through rerank (choosing defaults)
@@ -56,6 +58,7 @@ from cosegkit import atomic
 from cosegkit.baselines import best_proposal_iou, oracle_per_peak, peaks_in_masks, prior_components, top_proposals_by_saliency
 from cosegkit.config import Config, preset
 from cosegkit.datasets import load_balloon, load_pennfudan, synthetic_collection
+from cosegkit.ddt import collection_features, ddt_components, ddt_maps
 from cosegkit.evaluate import evaluate
 from cosegkit.pipeline import ImageResult, Result, cosaliency, cosegment, select_all
 from cosegkit.prm import find_peaks
@@ -259,6 +262,8 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
     for r in result.images:
         r.heatmaps = None  # free memory: the trained result is not reranked any more
     untrained, t_init = timed(fit, collection, config.replace(epochs=0), priors=fitted.priors)
+    ddt, t = timed(ddt_predictions, untrained.net, collection, config, fitted.priors)
+    add("baseline: DDT co-localisation (components)", make_row(ddt, gt, t))
     device = next(untrained.net.parameters()).device
     maps = [cosaliency(untrained.net, image, config.image_size, device)[1:] for image in collection.images]
     d["untrained"] = peak_statistics([z for z, _ in maps], [s for _, s in maps], gt, config.peak_threshold, config.peak_window)
@@ -291,6 +296,13 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
                                 for props, p in zip(proposals, priors)])  # fmt: skip
         add(f"baseline: top-{TOP_K} proposals by prior {what}", make_row(top, gt, t_prior + t))
     return report
+
+
+def ddt_predictions(net, collection, config: Config, priors) -> list:
+    """DDT (Wei et al. 2017) with the method's pretrained backbone: per image, the connected components
+    of the positive indicator ⟨f − μ, v⟩ (v: the collection's first principal direction), sign set by the prior."""
+    indicators = ddt_maps(collection_features(net, collection.images, config.image_size), priors)
+    return [ddt_components(d, image.shape[:2]) for d, image in zip(indicators, collection.images)]
 
 
 def constant_head_predictions(collection, config: Config, maps: list, proposals: list, priors) -> list:
@@ -434,6 +446,10 @@ def write_markdown(path: Path, reports: list[Report], config: Config, label: str
         "  Ŝ by *soft IoU* ⟨Ŝ, P⟩ / (|P| + ΣŜ − ⟨Ŝ, P⟩) or by *contrast* (mean Ŝ inside − mean Ŝ outside); greedy",
         f"  NMS at IoU 0.4; k = {TOP_K} fixed in advance. The contrast, like the mean Ŝ inside, prefers a small",
         "  proposal on an object's brightest part; the soft IoU pays for salient pixels left out.",
+        "- **DDT co-localisation** (`cosegkit.ddt`, Wei et al. 2017; the paper's unsupervised co-localisation",
+        "  baseline): the method's ImageNet backbone, untrained, on every image; all descriptors of the collection",
+        "  projected on their first principal direction (sign: the side that agrees with Ŝ); the positive",
+        "  indicator resized to the image, its connected components scored by their positive mass.",
         "- **oracle** (`oracle_per_peak`): every ground-truth instance holding a used peak's cell centre gets the",
         "  proposal with the best IoU against it, scored by that IoU; background peaks return nothing. An upper",
         "  bound for any ranking of these peaks and proposals.",

@@ -75,6 +75,8 @@ def test_builtin_rows_switch_what_the_preset_has():
     assert lite["saliency+copeak"].changes == {"lambda_affinity": 0.0}
     assert lite["full"].changes == {} and lite["untrained"].changes == {"epochs": 0}
     assert lite["prior"].changes is None
+    assert lite["head-init-ddt"].changes == {"head_init": "ddt"}
+    assert lite["ddt"].changes == {"head_init": "ddt", "epochs": 0}
     paper = ablation.builtin_rows(preset("paper", copeak_form="paper"))  # zero head, paper form
     assert paper["head-init"].changes == {"head_init": "prior_mean"}
     assert paper["copeak-form"].changes == {"copeak_form": "code"}

@@ -58,3 +58,16 @@ def test_constant_head_predictions_refuse_a_varying_z(untrained):
     maps = [(r.logits + np.arange(r.logits.size).reshape(r.logits.shape), r.saliency) for r in full.images]
     with pytest.raises(ValueError, match="not constant"):
         quality.constant_head_predictions(collection, config, maps, [r.proposals for r in full.images], fitted.priors.numpy())
+
+
+def test_ddt_row_gives_the_components_of_the_positive_indicator(untrained):
+    collection, config, fitted = untrained
+    predictions = quality.ddt_predictions(fitted.net, collection, config, fitted.priors)
+    assert len(predictions) == len(collection)
+    features = quality.collection_features(fitted.net, collection.images, config.image_size)
+    indicators = quality.ddt_maps(features, fitted.priors)
+    for (masks, scores), d, image in zip(predictions, indicators, collection.images):
+        assert masks.shape[1:] == image.shape[:2] and len(masks) == len(scores)
+        positive = quality.resize_map(d, image.shape[:2]) > 0
+        assert not (masks & ~positive).any()  # components lie inside the positive side
+        assert np.all(np.diff(scores) <= 0)
