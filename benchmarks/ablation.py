@@ -40,7 +40,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -223,7 +223,8 @@ def infer(collection, config: Config, fitted, proposals: list, chunk: int) -> tu
     predictions, logits, saliency = [], [], []
     n_chunks = math.ceil(len(collection) / chunk)
     for part in np.array_split(np.arange(len(collection)), n_chunks):
-        result = cosegment(collection.subset(part), config.replace(class_filter=False), net=fitted,
+        chunk_fit = replace(fitted, priors=fitted.priors[torch.from_numpy(part)])  # the chunk's own priors (ranking Ŝ)
+        result = cosegment(collection.subset(part), config.replace(class_filter=False), net=chunk_fit,
                            proposals=[proposals[i] for i in part])  # fmt: skip
         for r in result.images:
             predictions.append((r.masks, r.scores))

@@ -341,6 +341,11 @@ def cosegment(
     twin = zplus_network(fitted.net)  # the z⁺ copy of the network, converted once
     timings["heat maps"] = time.perf_counter() - t_convert
     priors = fitted.priors  # (N, S, S) from training; a network passed in bare needs them computed
+    if priors is not None and len(priors) != len(collection):
+        raise ValueError(
+            f"The FitResult holds saliency priors for {len(priors)} images but the collection has {len(collection)}: "
+            "pass the collection it was trained on, or the bare network (net=fitted.net) to compute the priors afresh."
+        )
     if priors is None:
         t_prior = time.perf_counter()
         priors = compute_priors(collection, config, saliency_maps)

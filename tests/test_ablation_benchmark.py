@@ -118,3 +118,25 @@ def test_saliency_scores_see_a_flat_map_with_float_noise_as_flat():
     gt[0, :3, :3] = True
     auc, iou = ablation.saliency_scores([flat], [gt], stride=1)
     assert auc == pytest.approx(0.5) and iou == 0.0
+
+
+# ---------------------------------------------------------------- inference in chunks
+
+
+def test_infer_in_chunks_equals_one_cosegment_call():
+    """Each chunk must rank with its own images' priors (√(S · Ŝ)), not the first chunk's."""
+    from cosegkit.datasets import synthetic_collection
+    from cosegkit.pipeline import cosegment
+    from cosegkit.train import fit
+
+    collection = synthetic_collection(n_images=7, size=(96, 112), seed=4)
+    config = preset("tiny", backbone="simple", pretrained=False, image_size=64, epochs=1, proposal_max_side=96)
+    assert config.ranking_saliency == "geometric_mean"
+    fitted = fit(collection, config)
+    whole = cosegment(collection, config, net=fitted)
+    proposals = [r.proposals for r in whole.images]
+    chunked, logits, _ = ablation.infer(collection, config, fitted, proposals, chunk=3)  # chunks of 3, 2, 2
+    for (masks, scores), r, z in zip(chunked, whole.images, logits):
+        np.testing.assert_allclose(scores, r.scores, rtol=1e-5)
+        assert np.array_equal(masks, r.masks)
+        np.testing.assert_allclose(z, r.logits, rtol=1e-5)

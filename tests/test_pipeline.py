@@ -118,6 +118,12 @@ def test_a_bare_network_gets_its_priors_computed(result, collection):
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
 
 
+def test_a_fit_result_of_other_images_is_refused(result, collection):
+    """Priors travel with a FitResult; pairing them with fewer images would rank with other images' priors."""
+    with pytest.raises(ValueError, match="priors for 6 images but the collection has 3"):
+        cosegment(collection.subset([3, 4, 5]), result.config, net=result.fit)
+
+
 def test_geometric_mean_without_a_prior_says_what_is_missing(result):
     from dataclasses import replace
 
