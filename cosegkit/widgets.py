@@ -390,6 +390,8 @@ class TrainingLab:
         """Sliders for α, λt, λa and the epochs, a dropdown for the head initialisation, a Train button.
 
         The loss curves are redrawn after every epoch; every run so far stays on the plot."""
+        from .train import HEAD_INITS
+
         widgets = _widgets()
         c = self.config
         style = {"description_width": "120px"}
@@ -398,7 +400,7 @@ class TrainingLab:
             lambda_copeak=widgets.FloatSlider(value=c.lambda_copeak, min=0, max=5, step=0.1, description="λt (co-peak)", style=style),
             lambda_affinity=widgets.FloatSlider(value=c.lambda_affinity, min=0, max=5, step=0.05, description="λa (affinity)", style=style),
             lambda_saliency=widgets.FloatSlider(value=c.lambda_saliency, min=0, max=2, step=0.1, description="λs (saliency)", style=style),
-            head_init=widgets.Dropdown(options=["prior_mean", "zero", "ddt"], value=c.head_init, description="head init", style=style),
+            head_init=widgets.Dropdown(options=list(HEAD_INITS), value=c.head_init, description="head init", style=style),
             epochs=widgets.IntSlider(value=c.epochs, min=epochs[0], max=epochs[1], description="epochs", style=style),
         )  # fmt: skip
         button = widgets.Button(description="Train", button_style="primary", icon="play")
