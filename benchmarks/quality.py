@@ -60,9 +60,9 @@ from cosegkit.config import Config, preset
 from cosegkit.datasets import load_balloon, load_pennfudan, synthetic_collection
 from cosegkit.ddt import collection_features, ddt_components, ddt_maps
 from cosegkit.evaluate import evaluate
-from cosegkit.pipeline import ImageResult, Result, cosaliency, cosegment, select_all
+from cosegkit.pipeline import Result, cosaliency, cosegment
 from cosegkit.prm import find_peaks
-from cosegkit.saliency import resize_map, saliency_prior
+from cosegkit.saliency import saliency_prior
 from cosegkit.train import fit
 
 TOP_K = 3  # fixed before looking at any number: Penn-Fudan has ~2.5 people per image, balloon ~4
@@ -267,14 +267,10 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
     device = next(untrained.net.parameters()).device
     maps = [cosaliency(untrained.net, image, config.image_size, device)[1:] for image in collection.images]
     d["untrained"] = peak_statistics([z for z, _ in maps], [s for _, s in maps], gt, config.peak_threshold, config.peak_window)
-    if max(np.ptp(z) for z, _ in maps) < 1e-6:
-        # the head's weights start at zero: Z is one constant, every cell is a peak and every heat map is zero
-        plain, t_plain = timed(constant_head_predictions, collection, config, maps, proposals, fitted.priors.numpy())
-        add("untrained network (head at init)", make_row(plain, gt, t_init + t_plain))
-    else:
-        plain, t_plain = timed(cosegment, collection, config, net=untrained, proposals=proposals)
-        add("untrained network (head at init)", make_row(plain.predictions(), gt, t_init + t_plain))
-        del plain
+    # zero head weights: Z is one constant, a flat map without peaks, so nothing is found (and nothing back-propagated)
+    plain, t_plain = timed(cosegment, collection, config, net=untrained, proposals=proposals)
+    add("untrained network (head at init)", make_row(plain.predictions(), gt, t_init + t_plain))
+    del plain
     del untrained, maps
 
     if ablate_losses:  # what the co-peak and affinity losses add to imitating the prior
@@ -303,31 +299,6 @@ def ddt_predictions(net, collection, config: Config, priors) -> list:
     of the positive indicator ⟨f − μ, v⟩ (v: the collection's first principal direction), sign set by the prior."""
     indicators = ddt_maps(collection_features(net, collection.images, config.image_size), priors)
     return [ddt_components(d, image.shape[:2]) for d, image in zip(indicators, collection.images)]
-
-
-def constant_head_predictions(collection, config: Config, maps: list, proposals: list, priors) -> list:
-    """The method's predictions for a network whose Z is one constant (the head at initialisation).
-
-    maps: per image (Z (hz, wz), S (H, W)) of that network; proposals: per image, as the method's;
-    priors: per image the saliency prior Ŝ (any resolution; for ``ranking_saliency="geometric_mean"``).
-    With zero head weights the z⁺ rule passes no signal, so every heat map is zero and every peak
-    scores the proposals alike — R(P) = −γ⟨1 − S, P⟩, the background term alone. All hz × wz
-    peaks pick the same proposal with the same score, and NMS keeps it once. Ranking one peak per
-    image gives exactly that instance without back-propagating 196 zero heat maps per image
-    (``tests/test_quality_benchmark.py`` checks the two agree). Returns (masks, scores) per image.
-    """
-    images = []
-    for image, name, (logits, saliency), props, prior in zip(collection.images, collection.names, maps, proposals, priors):
-        if np.ptp(logits) > 1e-6:
-            raise ValueError(f"{name}: Z is not constant (range {np.ptp(logits):.3g}); run cosegment instead.")
-        images.append(ImageResult(
-            name=name, image=image, logits=logits, saliency=saliency,
-            saliency_work=resize_map(saliency, props.shape).clip(0, 1), peaks=np.zeros((1, 2), np.int64),
-            peak_values=logits.reshape(-1)[:1].copy(), heatmaps=np.zeros((1, *props.shape), np.float32), proposals=props,
-            prior_work=resize_map(np.asarray(prior, np.float32), props.shape).clip(0, 1),
-        ))  # fmt: skip
-    select_all(images, config)
-    return [(r.masks, r.scores) for r in images]
 
 
 def save_figures(result: Result, folder: Path, n: int) -> None:
@@ -433,10 +404,8 @@ def write_markdown(path: Path, reports: list[Report], config: Config, label: str
         "",
         "- **− co-saliency in ranking**: Oⁱ alone, S ≡ 1 in the heat terms and no background term (paper Table 3).",
         "- **untrained network**: the same network before training (`fit` with `epochs=0`): ImageNet backbone, head",
-        "  weights zero and bias logit(mean prior), so Z is one constant — every cell is a peak and every heat map",
-        "  is zero, so every peak picks the same proposal, the one with the least non-salient area (R = −γ⟨1 − S, P⟩),",
-        "  and NMS keeps it once: one instance per image. It is ranked with one peak per image, which gives exactly",
-        "  that instance (`constant_head_predictions`); the method has nothing else to work with until training.",
+        "  weights zero and bias logit(mean prior), so Z is one constant: a flat map has no peak (`prm.find_peaks`),",
+        "  so nothing is found. With the head started as DDT (`head_init=\"ddt\"`) it is the DDT map, used as S.",
         "- **saliency loss only** (`--ablate-losses`): trained with λt = λa = 0, i.e. to imitate the prior alone;",
         "  the gap to the method row is what the co-peak and affinity losses add.",
         "- **prior components** (`cosegkit.baselines.prior_components`): the unsupervised prior Ŝ at the original",

@@ -53,7 +53,19 @@ def test_find_peaks_plateau_returns_every_pixel_of_a_flat_maximum():
     z = torch.zeros(4, 4)
     z[1, 1] = z[1, 2] = 2.0  # a flat top of two pixels
     assert find_peaks(z, threshold=1.0).tolist() == [[1, 1], [1, 2]]  # ties keep raster order
-    assert len(find_peaks(torch.ones(3, 4), threshold=None)) == 12  # a constant map is all peaks
+
+
+def test_find_peaks_flat_windows_are_no_peaks():
+    assert len(find_peaks(torch.ones(3, 4), threshold=None)) == 0  # a constant map has no peak
+    # a flat background at −3 (every background feature zero) with one object peak and one dip:
+    # only the object is a peak, and the background cells next to the dip, which they rise above
+    z = torch.full((6, 6), -3.0)
+    z[1, 1], z[4, 4] = 5.0, -3.5
+    assert find_peaks(z, threshold=None).tolist()[0] == [1, 1]
+    dip_neighbours = {(r, c) for r in range(3, 6) for c in range(3, 6)} - {(4, 4)}
+    assert {tuple(p) for p in find_peaks(z, threshold=None).tolist()[1:]} == dip_neighbours
+    # with the median threshold the object peak stays (the median is the flat background's value)
+    assert find_peaks(z).tolist()[0] == [1, 1]
 
 
 def test_find_peaks_median_threshold():
