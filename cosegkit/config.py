@@ -25,6 +25,8 @@ class Config:
     image_size: int = 448  # images are resized to image_size × image_size
     feature_stride: int = 32  # 32 (paper): a 14 × 14 grid at 448; 16: the last stage dilated, a 28 × 28 grid
     feature_eps: float = 0.01  # f̂ = f / sqrt(‖f‖² + feature_eps)
+    feature_centering: str = "none"  # "none" (paper): T of the post-ReLU features, in [0, 1)
+    #                                  | "batch": the batch's mean descriptor subtracted first, T in [−1, 1]
     head_init: str = "zero"  # "zero" (paper) | "prior_mean": bias = logit(mean prior), avoids the inversion trap
     #                          | "ddt": Z starts as DDT, the collection's first principal direction, fitted to the prior
     trainable_blocks: int | None = None  # None: fine-tune all; k: only the last k backbone blocks (front cached)

@@ -2,6 +2,7 @@
 
 For a pair of images n, m with feature maps over an h × w grid::
 
+    f(p) − μ    (optional) minus the mean descriptor μ      center_features
     f̂(p)        = f(p) / sqrt(‖f(p)‖² + eps)              normalize_features
     T_nm(p, q)  = ⟨f̂n(p), f̂m(q)⟩                          correlation_tensor
     Tˢ_nm(p, q) = S̃n(p) · S̃m(q) · T_nm(p, q)               saliency_guided
@@ -16,6 +17,24 @@ image n, the last two index q in image m.
 from __future__ import annotations
 
 import torch
+
+
+def center_features(features: torch.Tensor) -> torch.Tensor:
+    """Subtract the mean descriptor μ of all locations of all maps in the batch (μ carries no gradient).
+
+    features: ``(B, C, h, w)``.  Returns the same shape, with mean zero over ``(B, h, w)``.
+    Post-ReLU features share a large common component, so ⟨f̂n(p), f̂m(q)⟩ is high between
+    almost any two cells, most of all between the background cells every image has. Centred,
+    T = ⟨f̂n, f̂m⟩ lies in [−1, 1] and measures what two cells share beyond the average cell
+    (the idea of DDT, :mod:`cosegkit.ddt`): similar cells score near 1, dissimilar ones below 0.
+
+    >>> f = torch.tensor([[[[1.0, 3.0]]]])   # one channel, two cells: mean 2
+    >>> center_features(f).flatten().tolist()
+    [-1.0, 1.0]
+    """
+    if features.dim() != 4:
+        raise ValueError(f"features must have shape (B, C, h, w); got {tuple(features.shape)}.")
+    return features - features.detach().mean(dim=(0, 2, 3), keepdim=True)
 
 
 def normalize_features(features: torch.Tensor, eps: float = 0.01) -> torch.Tensor:

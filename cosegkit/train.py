@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from . import atomic
 from .config import Config
-from .correlation import co_peaks, correlation_tensor, normalize_features, saliency_guided
+from .correlation import center_features, co_peaks, correlation_tensor, normalize_features, saliency_guided
 from .data import Collection
 from .ddt import ddt_head
 from .losses import affinity_loss, copeak_loss, saliency_loss
@@ -76,6 +76,19 @@ def pair_indices(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.arange(half), torch.arange(half, 2 * half)
 
 
+FEATURE_CENTERINGS = ("none", "batch")
+
+
+def correlation_features(features: torch.Tensor, config: Config) -> torch.Tensor:
+    """The features the correlation tensor is built from, ``(B, C, h, w)``: F as it is (``feature_centering="none"``,
+    the paper) or minus the batch's mean descriptor (``"batch"``, :func:`cosegkit.correlation.center_features`)."""
+    if config.feature_centering == "none":
+        return features
+    if config.feature_centering == "batch":
+        return center_features(features)
+    raise ValueError(f"feature_centering must be one of {FEATURE_CENTERINGS}, got {config.feature_centering!r}")
+
+
 def batch_losses(net: CoSaliencyNet, front: torch.Tensor, priors: torch.Tensor, config: Config) -> dict[str, torch.Tensor]:
     """All losses of one batch.
 
@@ -85,7 +98,7 @@ def batch_losses(net: CoSaliencyNet, front: torch.Tensor, priors: torch.Tensor, 
     features = net.tail(front, config.trainable_blocks)
     out = net.heads(features, out_size=priors.shape[-2:])
     n, m = pair_indices(features.shape[0])
-    f_hat = normalize_features(features, eps=config.feature_eps)
+    f_hat = normalize_features(correlation_features(features, config), eps=config.feature_eps)
     corr = correlation_tensor(f_hat[n], f_hat[m])
     guided = saliency_guided(corr, out.saliency_low[n], out.saliency_low[m])
     peaks = co_peaks(guided.detach(), window=config.copeak_window, threshold=config.copeak_threshold)
@@ -207,6 +220,8 @@ def fit(
         priors = compute_priors(collection, config, user_maps)
     if config.head_init not in HEAD_INITS:
         raise ValueError(f"head_init must be one of {HEAD_INITS}, got {config.head_init!r}")
+    if config.feature_centering not in FEATURE_CENTERINGS:  # fail before any work, not at the first batch
+        raise ValueError(f"feature_centering must be one of {FEATURE_CENTERINGS}, got {config.feature_centering!r}")
     net = CoSaliencyNet.from_config(config).to(device)
     if config.head_init == "prior_mean":
         net.init_head_bias(float(priors.mean()))

@@ -387,10 +387,11 @@ class TrainingLab:
         return run
 
     def widget(self, epochs: tuple[int, int] = (1, 20)):
-        """Sliders for α, λt, λa and the epochs, a dropdown for the head initialisation, a Train button.
+        """Sliders for α, λt, λa and the epochs, dropdowns for the head initialisation and the centring
+        of the features in T, a Train button.
 
         The loss curves are redrawn after every epoch; every run so far stays on the plot."""
-        from .train import HEAD_INITS
+        from .train import FEATURE_CENTERINGS, HEAD_INITS
 
         widgets = _widgets()
         c = self.config
@@ -401,6 +402,8 @@ class TrainingLab:
             lambda_affinity=widgets.FloatSlider(value=c.lambda_affinity, min=0, max=5, step=0.05, description="λa (affinity)", style=style),
             lambda_saliency=widgets.FloatSlider(value=c.lambda_saliency, min=0, max=2, step=0.1, description="λs (saliency)", style=style),
             head_init=widgets.Dropdown(options=list(HEAD_INITS), value=c.head_init, description="head init", style=style),
+            feature_centering=widgets.Dropdown(options=list(FEATURE_CENTERINGS), value=c.feature_centering,
+                                               description="centre features", style=style),
             epochs=widgets.IntSlider(value=c.epochs, min=epochs[0], max=epochs[1], description="epochs", style=style),
         )  # fmt: skip
         button = widgets.Button(description="Train", button_style="primary", icon="play")

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from cosegkit.correlation import (
+    center_features,
     co_peaks,
     correlation_tensor,
     max_filter_4d,
@@ -51,6 +52,48 @@ def test_normalize_features_by_hand():
     # eps changes the result: with eps = 0 the vector would have norm exactly 1
     assert out[0, :, 0, 0].norm() < 1
     assert torch.allclose(normalize_features(f, eps=0.0)[0, :, 0, 0].norm(), torch.tensor(1.0, dtype=torch.float64))
+
+
+# ----------------------------------------------------------------- center_features
+
+
+def test_center_features_by_hand_and_mean_over_the_whole_batch():
+    # two maps of one cell each plus a second cell: channel values 1, 3 (map 0) and 5, 7 (map 1), mean 4
+    f = torch.tensor([[[[1.0, 3.0]]], [[[5.0, 7.0]]]], dtype=torch.float64)  # (2, 1, 1, 2)
+    assert center_features(f).flatten().tolist() == [-3.0, -1.0, 1.0, 3.0]
+    # per channel: the second channel's mean (10) is removed on its own
+    g = torch.stack([f[:, 0], 10 + f[:, 0]], dim=1)  # (2, 2, 1, 2)
+    assert torch.allclose(center_features(g).mean(dim=(0, 2, 3)), torch.zeros(2, dtype=torch.float64))
+    assert torch.equal(center_features(g)[:, 1], center_features(f)[:, 0])
+
+
+def test_center_features_passes_the_gradient_unchanged():
+    # μ carries no gradient: d/df Σ w · (f − μ) = w (it would be w − mean(w) if μ were differentiated)
+    f = torch.rand(3, 4, 2, 2, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(3, 4, 2, 2, dtype=torch.float64)
+    (center_features(f) * w).sum().backward()
+    assert torch.allclose(f.grad, w)
+
+
+def test_centred_correlation_separates_what_uncentred_cannot():
+    # every cell is mostly a shared component (1, 1) plus a small specific part: uncentred, all T are near 1;
+    # centred, alike cells correlate +1 and unlike ones −1
+    a, b = [1.0, 1.0, 0.2, 0.0], [1.0, 1.0, 0.0, 0.2]
+    fn = as_map([a, b, a, b])
+    fm = as_map([b, a, b, a])
+    raw = correlation_tensor(normalize_features(fn, eps=0.0), normalize_features(fm, eps=0.0))
+    assert raw.min() > 0.97
+    both = center_features(torch.cat([fn, fm]))
+    fn_c, fm_c = normalize_features(both[:1], eps=0.0), normalize_features(both[1:], eps=0.0)
+    T = correlation_tensor(fn_c, fm_c).reshape(4, 4)
+    same = torch.tensor([[0, 1, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1], [1, 0, 1, 0]], dtype=torch.bool)  # fn(p) == fm(q)
+    assert torch.allclose(T[same], torch.ones(8, dtype=torch.float64))
+    assert torch.allclose(T[~same], -torch.ones(8, dtype=torch.float64))
+
+
+def test_center_features_refuses_a_wrong_shape():
+    with pytest.raises(ValueError, match=r"\(B, C, h, w\)"):
+        center_features(torch.zeros(3, 4))
 
 
 # ----------------------------------------------------------------- correlation_tensor

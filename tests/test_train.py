@@ -136,3 +136,29 @@ def test_ddt_head_init_starts_at_ddt_and_resumes_exactly(collection, tmp_path):
 def test_unknown_head_init_is_refused(collection):
     with pytest.raises(ValueError, match="head_init must be one of"):
         fit(collection, preset("tiny", epochs=0, image_size=64, head_init="random"))
+
+
+def test_feature_centering_changes_the_pair_losses_only(collection):
+    from cosegkit.model import to_input
+    from cosegkit.train import batch_losses, compute_priors
+
+    config = preset("tiny", image_size=96, prior_work_size=64, trainable_blocks=None)  # the batch is the images
+    net = CoSaliencyNet.from_config(config)
+    net.init_head_bias(0.2)
+    with torch.no_grad():
+        net.head.weight.normal_(0, 0.05)  # a head that is not flat, so S̃ varies and every term has a gradient
+    x = net.normalize(to_input(collection.images, config.image_size))
+    priors = compute_priors(collection, config)
+    with torch.no_grad():
+        raw = batch_losses(net, x, priors, config)
+        centred = batch_losses(net, x, priors, config.replace(feature_centering="batch"))
+    assert torch.equal(raw["saliency"], centred["saliency"])  # the saliency loss never reads T
+    assert not torch.isclose(raw["affinity"], centred["affinity"])
+    # centred, T takes negative values, and the affinity loss (whose second term is α (S̃n − S̃m)² T) can go below 0
+    # only through them; uncentred it is a sum of non-negative terms
+    assert raw["affinity"] >= 0
+
+
+def test_unknown_feature_centering_is_refused_before_training(collection):
+    with pytest.raises(ValueError, match="feature_centering must be one of"):
+        fit(collection, preset("tiny", epochs=0, image_size=64, feature_centering="collection"))
