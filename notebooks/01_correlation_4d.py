@@ -125,7 +125,10 @@ print("smallest feature ", float(out.features.min()), " — non-negative: the ba
 # Each vector is scaled to a length just below 1 (the 0.01 keeps an all-zero vector at
 # zero instead of dividing by zero). Because the features are non-negative, the inner
 # product of two such vectors lies in **[0, 1)**: 0 when they share no active channel,
-# close to 1 when they point the same way.
+# close to 1 when they point the same way. (That is the paper's T. The `lite` preset first
+# subtracts the batch's mean feature vector, `feature_centering="batch"`, so its T lies in
+# [−1, 1] and unlike cells correlate *negatively*; notebook 03, section 4, shows why the pair
+# losses need that sign.)
 
 # %%
 f_hat = normalize_features(out.features, eps=CONFIG.feature_eps).cpu()
@@ -260,7 +263,7 @@ correlation_explorer(collection.images, f_all, s_all, n=0, m=1)
 # | --- | --- | --- |
 # | F | (C, h, w) per image | backbone features, h = S / 32, non-negative |
 # | f̂ | (C, h, w) | F with every vector scaled to length < 1 |
-# | T_nm | (h, w, h, w) | ⟨f̂n(p), f̂m(q)⟩ for every pair of locations, in [0, 1) |
+# | T_nm | (h, w, h, w) | ⟨f̂n(p), f̂m(q)⟩ for every pair of locations, in [0, 1) (in [−1, 1] with centred features) |
 # | S̃ | (h, w) | low-resolution co-saliency, sigmoid of the head's logits Z |
 # | Tˢ_nm | (h, w, h, w) | S̃n(p) S̃m(q) T_nm(p, q): only salient-to-salient matches stay large |
 #

@@ -250,7 +250,7 @@ print(f"code form  −log σ(a) = {float(copeak_loss(Ts[None], mask, form='code'
 print(f"paper form −log(a)   = {float(copeak_loss(Ts[None], mask, form='paper')[0]):.4f}")
 
 # %% [markdown]
-# Because Tˢ ∈ [0, 1), the code form stays between −log σ(1) ≈ 0.31 and log 2 ≈ 0.69
+# Because Tˢ ∈ [0, 1) (the paper's T, as built here), the code form stays between −log σ(1) ≈ 0.31 and log 2 ≈ 0.69
 # and is nearly flat; the paper form is much steeper for small a. The spec (§5)
 # measured the code form as "nearly flat, with a small gradient".
 #
