@@ -74,7 +74,6 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from skimage.morphology import local_maxima
 
 __all__ = [
     "find_peaks",
@@ -100,18 +99,17 @@ def find_peaks(logits: torch.Tensor, window: int = 3, threshold: str | float | N
 
     A pixel is a peak when it is the largest value in its ``window × window``
     neighbourhood (clipped at the borders, so corners compare with fewer
-    neighbours), belongs to a regional maximum (below), and its value is
-    ≥ ``threshold``: ``"median"`` (the median of the map, halfway between the
-    two middle values for an even count), a float, or ``None`` / ``"none"`` for
-    no threshold.
+    neighbours), rises above at least one of those neighbours, and its value
+    is ≥ ``threshold``: ``"median"`` (the median of the map, halfway between
+    the two middle values for an even count), a float, or ``None`` / ``"none"``
+    for no threshold.
 
-    Plateaus: a flat region counts only when it is a *regional* maximum — higher
-    than every pixel around it (``skimage.morphology.local_maxima``, 8-connected)
-    — and then each of its pixels is returned. A constant map has no peak, and
-    neither has a flat background: a trained network can map every background
-    cell to the same feature (often zero) and so to one value of Z, and the cells
-    of that plateau are not peaks however many of them reach the threshold.
-    ``window=1`` has no neighbourhood: every pixel is a peak. Ties keep raster order.
+    Plateaus: every pixel of a flat top is returned when something lower
+    surrounds it; a pixel whose whole window is flat is no peak (``window=1``:
+    every pixel is a peak) — a constant
+    map has none, and neither has the inside of a flat background (a trained
+    network can map every background cell to the same feature, often zero, and
+    so to one value of Z). Ties keep raster order.
 
     >>> find_peaks(torch.tensor([[0., 1., 0.], [0., 0., -1.], [2., 0., -1.]]), threshold=None)
     tensor([[2, 0],
@@ -129,8 +127,8 @@ def find_peaks(logits: torch.Tensor, window: int = 3, threshold: str | float | N
     window_max = F.max_pool2d(values[None, None], window, stride=1, padding=window // 2)[0, 0]
     is_peak = values >= window_max
     if window > 1:  # (window 1 has no neighbours: every pixel is its own peak)
-        regional = local_maxima(values.cpu().numpy(), connectivity=2, allow_borders=True)
-        is_peak &= torch.from_numpy(regional).to(is_peak.device)
+        window_min = -F.max_pool2d(-values[None, None], window, stride=1, padding=window // 2)[0, 0]
+        is_peak &= window_min < values
     if threshold is not None and threshold != "none":
         if threshold == "median":
             threshold = float(torch.quantile(values.flatten(), 0.5))
