@@ -140,7 +140,10 @@ def _lite() -> Config:
       image has, and the co-peak and affinity losses pulled S towards the background. Centred,
       T ∈ [−1, 1] and the affinity loss also pushes apart the saliency of unlike cells. On the first
       40 images the AUC of S goes .841 → .870 (Penn-Fudan; prior .839) and .968 → .979 (balloon;
-      prior .933), mAPʳ@0.25 .329 → .553 on Penn-Fudan, .328 → .285 on balloons.
+      prior .933), mAPʳ@0.25 .329 → .553 on Penn-Fudan, .328 → .285 on balloons. On all images
+      (seed 0) mAPʳ@0.25 / @0.5 / CorLocʳ go .306 / .016 / .082 → .503 / .068 / .265 on Penn-Fudan
+      (AUC of S .853, prior .816) and .280 / .105 / .459 → .257 / .090 / .525 on balloons (AUC .968,
+      prior .913). With 12 images it hurts (two batches are too few for the split: ablation.md).
     ``benchmarks/results/quality.md`` and ``ablation*.md`` have the measured rows for each of these choices.
     """
     return Config(
