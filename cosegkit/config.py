@@ -23,6 +23,8 @@ class Config:
     backbone: str = "vgg16"  # "vgg16" (paper) | "efficientnet_lite0" (offline) | "simple" (random, tests)
     pretrained: bool = True  # ImageNet weights for the backbone
     image_size: int = 448  # images are resized to image_size × image_size
+    inference_size: int | None = None  # Z, S and heat maps at inference read images at this size (None: image_size);
+    #                                    larger gives a finer peak grid for small objects, same network
     feature_stride: int = 32  # 32 (paper): a 14 × 14 grid at 448; 16: the last stage dilated, a 28 × 28 grid
     feature_eps: float = 0.01  # f̂ = f / sqrt(‖f‖² + feature_eps)
     feature_centering: str = "none"  # "none" (paper): T of the post-ReLU features, in [0, 1)
@@ -90,6 +92,11 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def input_size_at_inference(self) -> int:
+        """The side images are resized to when the trained network reads them (``inference_size`` or ``image_size``)."""
+        return self.inference_size or self.image_size
 
     @property
     def torch_device(self) -> torch.device:

@@ -271,7 +271,7 @@ def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Conf
     device = next(net.parameters()).device
     timings = timings if timings is not None else {}
     t0 = time.perf_counter()
-    x, logits, saliency = cosaliency(net, image, config.image_size, device)
+    x, logits, saliency = cosaliency(net, image, config.input_size_at_inference, device)
     peaks = find_peaks(torch.from_numpy(logits), window=config.peak_window, threshold=float("-inf"))
     peak_values = logits[peaks[:, 0].numpy(), peaks[:, 1].numpy()] if len(peaks) else np.zeros(0, np.float32)  # (M,)
     t1 = time.perf_counter()

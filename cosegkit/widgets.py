@@ -543,7 +543,7 @@ def _network_input(result, i: int) -> torch.Tensor:
     from .pipeline import cosaliency
 
     net = result.fit.net
-    return cosaliency(net, result[i].image, result.config.image_size, next(net.parameters()).device)[0]
+    return cosaliency(net, result[i].image, result.config.input_size_at_inference, next(net.parameters()).device)[0]
 
 
 def gradient_heatmaps(result, i: int) -> np.ndarray:

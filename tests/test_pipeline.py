@@ -118,6 +118,20 @@ def test_a_bare_network_gets_its_priors_computed(result, collection):
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
 
 
+def test_inference_size_reads_the_images_on_a_finer_grid(result, collection):
+    """The trained network reads images at inference_size: Z's grid scales with it, S and masks stay at the original size."""
+    part = collection.subset([0, 1])
+    config = result.config.replace(inference_size=2 * result.config.image_size)
+    finer = cosegment(part, config, net=result.fit.net, proposals=[r.proposals for r in result.images[:2]])
+    for coarse, fine in zip(result.images[:2], finer.images):
+        assert fine.logits.shape == tuple(2 * n for n in coarse.logits.shape)
+        assert fine.saliency.shape == coarse.saliency.shape == coarse.image.shape[:2]
+        assert fine.masks.shape[1:] == coarse.image.shape[:2]
+        assert fine.heatmaps.shape[1:] == coarse.heatmaps.shape[1:]  # heat maps at the proposals' resolution
+        assert len(fine.peaks) > len(coarse.peaks)  # more cells, more local maxima
+    assert result.config.replace(inference_size=None).input_size_at_inference == result.config.image_size
+
+
 def test_a_fit_result_of_other_images_is_refused(result, collection):
     """Priors travel with a FitResult; pairing them with fewer images would rank with other images' priors."""
     with pytest.raises(ValueError, match="priors for 6 images but the collection has 3"):
