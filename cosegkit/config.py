@@ -12,7 +12,7 @@ otherwise. Change anything with keyword overrides::
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
