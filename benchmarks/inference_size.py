@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ablation import Shared, infer, saliency_scores  # noqa: E402
+from ablation import Shared, builtin_rows, infer, saliency_scores  # noqa: E402
 from quality import COLLECTIONS, config_summary, load, peak_statistics, timed  # noqa: E402
 
 from cosegkit import atomic  # noqa: E402
@@ -39,10 +39,7 @@ from cosegkit.evaluate import evaluate  # noqa: E402
 from cosegkit.config import preset  # noqa: E402
 from cosegkit.train import fit  # noqa: E402
 
-ROWS = {
-    "full": ("ℓs + ℓt + ℓa (the preset)", {}),
-    "saliency": ("ℓs only (λt = λa = 0)", {"lambda_copeak": 0.0, "lambda_affinity": 0.0}),
-}
+ROWS = ("full", "saliency")  # ablation.py's rows of these names: their labels and config changes
 HEADER = ("| collection | row | seed | inference size (grid) | mAPʳ@0.25 | mAPʳ@0.5 | CorLocʳ | AUC of S "
           "| used peaks / image | GT hit by a peak | training s | inference s |")  # fmt: skip
 
@@ -64,9 +61,9 @@ def write(path: Path, lines: list[str], command: str, started: str, base, wall: 
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *lines,
         "",
-        "Grid = inference size / 32 cells a side (stride-32 features). **GT hit by a peak**: fraction of",
-        "ground-truth instances holding a used peak's cell centre. **inference s**: co-saliency, heat maps and",
-        "ranking for the whole collection.",
+        f"Grid = inference size / {base.feature_stride} cells a side (stride-{base.feature_stride} features).",
+        "**GT hit by a peak**: fraction of ground-truth instances holding a used peak's cell centre.",
+        "**inference s**: co-saliency, heat maps and ranking for the whole collection.",
         "",
     ]
     atomic.write_text(path, "\n".join(text))
@@ -75,8 +72,9 @@ def write(path: Path, lines: list[str], command: str, started: str, base, wall: 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collections", nargs="+", default=["Penn-Fudan", "balloon"], choices=COLLECTIONS)
-    parser.add_argument("--rows", nargs="+", default=["full", "saliency"], choices=list(ROWS))
-    parser.add_argument("--sizes", nargs="+", type=int, default=[448, 576, 704], help="inference sizes (multiples of 32)")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
+    parser.add_argument("--sizes", nargs="+", type=int, default=[448, 576, 704],
+                        help="inference sizes (multiples of the feature stride, 32 in the presets)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preset", default="lite")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
@@ -85,19 +83,20 @@ def main(argv=None):
     parser.add_argument("--data", default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "inference_size.md")
     args = parser.parse_args(argv)
-    if any(size % 32 for size in args.sizes):
-        parser.error(f"--sizes must be multiples of 32 (the feature stride); got {args.sizes}.")
-
     overrides = {"progress": False, "seed": args.seed} | ({} if args.epochs is None else {"epochs": args.epochs})
     base = preset(args.preset, **overrides)
+    stride = base.feature_stride
+    if any(size % stride for size in args.sizes):
+        parser.error(f"--sizes must be multiples of {stride} (the feature stride); got {args.sizes}.")
+    rows = builtin_rows(base)
+
     command = "python benchmarks/inference_size.py " + " ".join(argv if argv is not None else sys.argv[1:])
     started, t0, lines = datetime.now().strftime("%Y-%m-%d %H:%M"), time.perf_counter(), []
     for name in args.collections:
         collection = load(name, args.max_images, args.data)
         shared, gt = Shared(collection), collection.gt_masks
         for row in args.rows:
-            label, changes = ROWS[row]
-            config = base.replace(**changes)
+            label, config = rows[row].label, base.replace(**rows[row].changes)
             fitted, t_train = timed(fit, collection, config, priors=shared.input_priors(config))
             for size in args.sizes:
                 sized = config.replace(inference_size=size)
@@ -106,7 +105,7 @@ def main(argv=None):
                 auc, _ = saliency_scores(saliency, gt)
                 peaks = peak_statistics(logits, saliency, gt, sized.peak_threshold, sized.peak_window)
                 lines.append(
-                    f"| {name} | {label} | {args.seed} | {size} ({size // 32} × {size // 32}) | {scores['mAP_r@0.25']:.3f} "
+                    f"| {name} | {label} | {args.seed} | {size} ({size // stride} × {size // stride}) | {scores['mAP_r@0.25']:.3f} "
                     f"| {scores['mAP_r@0.5']:.3f} | {scores['CorLoc_r']:.3f} | {auc:.3f} | {peaks['used peaks']:.1f} "
                     f"| {peaks['hit']:.3f} | {t_train:.0f} | {t_infer:.0f} |"
                 )  # fmt: skip
