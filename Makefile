@@ -30,5 +30,9 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
+## Regenerate each notebook (.ipynb, no outputs) from its reviewed .py source
+notebooks-sync: $(STAMP)
+	$(BIN)/jupytext --update --to ipynb notebooks/[0-9]*.py
+
 clean:
 	rm -rf outputs .pytest_cache
