@@ -120,7 +120,7 @@ def test_ddt_head_init_starts_at_ddt_and_resumes_exactly(collection, tmp_path):
         features = start.net.backbone(start.net.normalize(start.inputs))
     weight, bias = ddt_head(features, start.priors)
     torch.testing.assert_close(start.net.head.weight.flatten().double(), weight, rtol=1e-5, atol=1e-6)
-    assert float(start.net.head.bias) == pytest.approx(bias, rel=1e-5)
+    assert start.net.head.bias.item() == pytest.approx(bias, rel=1e-5)
     inside, outside = _inside_outside(start, collection)
     assert inside > 3 * outside, (inside, outside)  # DDT finds the shared objects before any training (0.31 vs 0.05)
     # the initialisation happens once: a resumed run keeps the trained head, not a fresh DDT one
