@@ -234,7 +234,9 @@ class Proposals:
             (np.ones(len(pixels)), (pixel_set, np.arange(len(pixels)))), shape=(n_sets, len(pixels))
         )
         band = _Band(pixels, pixel_to_set, counts)
-        self._bands[width] = band
+        # keep the band of the last width only: a sweep over widths on a whole collection
+        # otherwise keeps every width's band on every image (width 9 on 170 images: > 20 GB)
+        self._bands = {width: band}
         return band
 
     # ------------------------------------------------------------------ masks and IoU

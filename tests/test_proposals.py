@@ -94,6 +94,18 @@ def test_contour_band_by_hand():
     np.testing.assert_array_equal(props.contour_sums(pixel_maps(h, w), width=1), 0)
 
 
+def test_switching_contour_widths_keeps_one_band_and_the_same_sums():
+    """The band is cached for the last width only (a width sweep over a collection must not keep
+    them all), and switching back recomputes exactly the same sums."""
+    props, _ = random_proposals(0)
+    maps = np.random.default_rng(0).random((2, *props.shape))
+    first = {width: props.contour_sums(maps, width=width) for width in (3, 5, 9)}
+    assert list(props._bands) == [9]
+    for width in (3, 5, 9):
+        np.testing.assert_array_equal(props.contour_sums(maps, width=width), first[width])
+    assert not np.array_equal(first[3], first[5])
+
+
 @pytest.mark.parametrize("width", [0, 4, 2.5])
 def test_contour_width_must_be_odd(width):
     props, _ = random_proposals(0)
