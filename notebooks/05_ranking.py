@@ -154,9 +154,9 @@ if collection.has_ground_truth:
 # √(S · Ŝ) (`"geometric_mean"`). S comes from the 14 × 14 grid and is blurred at object edges;
 # Ŝ is sharp but lights up every salient thing; the product is high only where both agree
 # (balloons: mAPʳ@0.5 0.056 → 0.105, CorLocʳ 0.28 → 0.46); and it narrows the contour band
-# to 3 pixels (`contour_width=3`): a 5-pixel band also pays a proposal for the heat just
-# outside an object, so the chosen masks grew over touching balloons (mAPʳ@0.5 0.090 → 0.100
-# on balloons, 0.068 → 0.076 on Penn-Fudan, same trained network).
+# to 3 pixels (`contour_width=3`), so only heat right on a proposal's outline counts
+# (mAPʳ@0.5 0.090 → 0.100 on balloons, 0.068 → 0.076 on Penn-Fudan, same trained network;
+# measured, not explained — try `result.rerank(contour_width=5)` and compare the masks).
 # The `tiny` preset also cubes each heat map before normalising (`heatmap_power=3`): on its
 # coarse 8 × 8 grid the z⁺ maps spread over much of the image. The cell below follows whatever
 # the config says, and checks the sum of the three terms against `ranking_scores`.
