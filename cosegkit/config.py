@@ -87,7 +87,8 @@ class Config:
         """A copy with some fields changed; unknown names raise ``TypeError``.
 
         Changing ``image_size`` alone keeps the ratio of ``inference_size`` to it, on the feature
-        grid: ``preset("lite", image_size=224)`` reads images at 352 at inference, not at 704.
+        grid: ``preset("lite", inference_size=704).replace(image_size=224)`` reads images at 352
+        at inference, not at 704.
         """
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -190,7 +191,7 @@ def _tiny() -> Config:
     before normalising (``heatmap_power=3``) concentrates them again (synthetic, 6 images:
     mAPʳ@0.5 0.28 → 0.62)."""
     return _lite().replace(
-        image_size=256, inference_size=None, epochs=10, lr=1e-4, lr_head=1e-3, proposal_max_side=256, prior_work_size=96, progress=False,
+        image_size=256, epochs=10, lr=1e-4, lr_head=1e-3, proposal_max_side=256, prior_work_size=96, progress=False,
         heatmap_power=3.0,
     )
 
