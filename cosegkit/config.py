@@ -112,6 +112,20 @@ class Config:
         return resolve_device(self.device)
 
 
+# The fields that change what training learns: a training checkpoint (``fit(..., resume=True)``) belongs to one
+# set of their values (``cosegkit.train.collection_fingerprint``). Every other field (inference: peaks, heat maps,
+# ranking, NMS, proposals, ``inference_size``; and ``epochs``, ``device``, ``num_workers``, ``progress``) may change
+# between runs without retraining. A new field that changes training must be added here.
+TRAINING_FIELDS = (
+    "backbone", "pretrained", "image_size", "feature_stride", "feature_eps", "feature_centering", "head_init",
+    "trainable_blocks",
+    "lambda_copeak", "lambda_affinity", "lambda_saliency", "alpha", "copeak_form", "affinity_reduction",
+    "copeak_window", "copeak_threshold",
+    "batch_size", "lr", "lr_head", "bias_lr_mult", "betas", "weight_decay", "seed",
+    "prior", "prior_power", "prior_work_size",
+)  # fmt: skip
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` → CUDA if present, then Apple MPS, then CPU; anything else is passed to ``torch.device``."""
     if isinstance(device, torch.device):

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import atomic
-from .config import Config
+from .config import TRAINING_FIELDS, Config
 from .correlation import center_features, co_peaks, correlation_tensor, normalize_features, saliency_guided
 from .data import Collection
 from .ddt import ddt_head
@@ -133,15 +133,16 @@ def make_optimizer(net: CoSaliencyNet, config: Config) -> torch.optim.Adam:
     return torch.optim.Adam(param_groups, betas=config.betas)
 
 
-def collection_fingerprint(collection: Collection, config: Config) -> str:
-    """A hash of the images and of every config field that changes training (resume safety)."""
+def collection_fingerprint(collection: Collection, config: Config, fields=TRAINING_FIELDS) -> str:
+    """A hash of the images and of the config ``fields`` (default: :data:`cosegkit.config.TRAINING_FIELDS`,
+    every field that changes training, so a checkpoint resumes after any inference option changed)."""
     h = hashlib.sha256()
     for name, image in zip(collection.names, collection.images):
         h.update(name.encode())
         h.update(str(image.shape).encode())
         h.update(hashlib.sha256(np.ascontiguousarray(image[::7, ::7])).digest())
-    training_fields = {k: v for k, v in config.to_dict().items() if k not in {"device", "progress", "num_workers", "epochs"}}
-    h.update(json.dumps(training_fields, sort_keys=True, default=str).encode())
+    values = {k: getattr(config, k) for k in fields}
+    h.update(json.dumps(values, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
 
@@ -197,7 +198,9 @@ def fit(
         collection: at least 2 images of one category.
         config: a :class:`Config` (default: the ``lite`` preset).
         checkpoint: file written atomically after every epoch (None: no checkpoint).
-        resume: continue from ``checkpoint`` if it exists and belongs to the same images and config.
+        resume: continue from ``checkpoint`` if it exists and belongs to the same images and the same values of
+            every field that changes training (:data:`cosegkit.config.TRAINING_FIELDS`; inference options and
+            ``epochs`` may differ).
         priors: (N, S, S) saliency priors at the input size (computed when None).
         user_maps: the user's own saliency maps (see :func:`cosegkit.saliency.prior_maps`).
         callback: called as ``callback(epoch, record, net)`` after every epoch (e.g. live plots).

@@ -162,3 +162,33 @@ def test_feature_centering_changes_the_pair_losses_only(collection):
 def test_unknown_feature_centering_is_refused_before_training(collection):
     with pytest.raises(ValueError, match="feature_centering must be one of"):
         fit(collection, preset("tiny", epochs=0, image_size=64, feature_centering="collection"))
+
+
+def test_resume_ignores_inference_options_and_refuses_training_changes(collection, tmp_path):
+    """The checkpoint fingerprint covers the fields that change training (``TRAINING_FIELDS``) and nothing else."""
+    config = preset("tiny", epochs=1, image_size=64)
+    ckpt = tmp_path / "run.pt"
+    fit(collection, config, checkpoint=ckpt)
+    resumed = fit(collection, config.replace(epochs=2, beta=0.5, nms_iou=0.3, inference_size=128), checkpoint=ckpt,
+                  resume=True)  # fmt: skip
+    assert [h["epoch"] for h in resumed.history] == [1, 2]  # epoch 1 came from the checkpoint
+    with pytest.raises(ValueError, match="other images or another configuration"):
+        fit(collection, config.replace(epochs=2, lr=2 * config.lr), checkpoint=ckpt, resume=True)
+
+
+def test_every_config_field_is_sorted_into_training_or_not():
+    """A new Config field must be classified: add it to ``TRAINING_FIELDS`` when it changes training, else here."""
+    import dataclasses
+
+    from cosegkit.config import TRAINING_FIELDS, Config
+
+    not_training = {"inference_size", "peak_threshold", "peak_window", "heatmap_power", "heatmap_norm", "beta", "gamma",
+                    "gamma_mode", "contour_width", "use_cosaliency_in_ranking", "ranking_saliency",
+                    "ranking_saliency_norm", "instance_score", "nms_iou", "class_filter", "class_percentile",
+                    "proposal_max_side", "proposal_min_area", "proposal_max_area", "epochs", "device", "num_workers",
+                    "progress"}  # fmt: skip
+    names = {f.name for f in dataclasses.fields(Config)}
+    assert set(TRAINING_FIELDS) | not_training == names
+    assert not set(TRAINING_FIELDS) & not_training
+    assert {"lr", "seed", "backbone", "prior", "feature_centering", "lambda_copeak"} <= set(TRAINING_FIELDS)
+
