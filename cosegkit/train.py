@@ -7,7 +7,7 @@ six the pairs are (1, 4), (2, 5), (3, 6). For every batch:
     loss = Σ_pairs [λt · co-peak loss + λa · affinity loss] + λs · Σ_images saliency loss
 
 The optimiser is Adam with classic (coupled) L2 weight decay; biases learn
-``bias_lr_mult`` times faster. With ``Config.trainable_blocks = k`` only the last
+``bias_lr_mult`` times faster; batch-norm scale and shift learn at the plain rate, undecayed. With ``Config.trainable_blocks = k`` only the last
 k backbone blocks and the head are trained and the frozen front is computed once.
 
 Checkpoints are written atomically after every epoch; ``fit(..., resume=True)``
@@ -112,18 +112,26 @@ def batch_losses(net: CoSaliencyNet, front: torch.Tensor, priors: torch.Tensor, 
 
 
 def make_optimizer(net: CoSaliencyNet, config: Config) -> torch.optim.Adam:
-    """Adam with four groups: backbone weights/biases (lr, lr·bias_mult) and head weights/biases
-    (lr_head, lr_head·bias_mult). Weight decay (coupled L2) on weights only."""
+    """Adam with five groups: backbone weights, biases and batch-norm parameters (lr, lr·bias_mult, lr) and head
+    weights and biases (lr_head, lr_head·bias_mult). Weight decay (coupled L2) on weights only.
+
+    Batch-norm scale and shift are neither weights nor biases of a convolution: they get the plain learning rate
+    (not the bias multiplier, a MatConvNet habit for convolution biases) and no weight decay (decaying a scale
+    towards 0 would shrink the layer's output, not regularise it), as most codebases do.
+    """
     lr_head = config.lr_head if config.lr_head is not None else config.lr
-    groups = {"backbone_w": [], "backbone_b": [], "head_w": [], "head_b": []}
+    norm_params = {id(p) for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for p in m.parameters()}
+    groups = {"backbone_w": [], "backbone_b": [], "backbone_norm": [], "head_w": [], "head_b": []}
     for name, p in net.named_parameters():
         if not p.requires_grad:
             continue
         part = "head" if name.startswith("head.") else "backbone"
-        groups[f"{part}_{'b' if p.ndim == 1 else 'w'}"].append(p)
+        kind = "norm" if id(p) in norm_params else "b" if p.ndim == 1 else "w"
+        groups[f"{part}_{kind}"].append(p)
     settings = {
         "backbone_w": (config.lr, config.weight_decay),
         "backbone_b": (config.lr * config.bias_lr_mult, 0.0),
+        "backbone_norm": (config.lr, 0.0),
         "head_w": (lr_head, config.weight_decay),
         "head_b": (lr_head * config.bias_lr_mult, 0.0),
     }

@@ -40,7 +40,7 @@ def test_optimizer_groups_bias_multiplier_and_weight_decay():
     opt = make_optimizer(net, config)
     groups = {g["name"]: g for g in opt.param_groups}
     assert groups["head_w"]["lr"] == 1e-4 and groups["head_b"]["lr"] == 2e-4
-    assert groups["backbone_w"]["lr"] == 1e-5 and groups["backbone_b"]["lr"] == 2e-5
+    assert groups["backbone_w"]["lr"] == 1e-5 and groups["backbone_norm"]["lr"] == 1e-5  # its convolutions have no bias
     assert groups["head_w"]["weight_decay"] == 5e-4 and groups["head_b"]["weight_decay"] == 0.0
     n_trained = sum(p.numel() for g in opt.param_groups for p in g["params"])
     n_expected = sum(p.numel() for p in net.backbone[-1].parameters()) + sum(p.numel() for p in net.head.parameters())
@@ -191,4 +191,18 @@ def test_every_config_field_is_sorted_into_training_or_not():
     assert set(TRAINING_FIELDS) | not_training == names
     assert not set(TRAINING_FIELDS) & not_training
     assert {"lr", "seed", "backbone", "prior", "feature_centering", "lambda_copeak"} <= set(TRAINING_FIELDS)
+
+
+def test_batch_norm_parameters_get_the_plain_learning_rate_and_no_weight_decay():
+    config = preset("lite", lr=1e-5, lr_head=1e-4, bias_lr_mult=2.0, weight_decay=5e-4, trainable_blocks=1)
+    net = CoSaliencyNet("simple", pretrained=False)
+    net.set_trainable(config.trainable_blocks)
+    norms = [p for m in net.backbone[-1].modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()]
+    assert norms  # the last block of the simple backbone has a batch norm
+    groups = {g["name"]: g for g in make_optimizer(net, config).param_groups}
+    assert groups["backbone_norm"]["lr"] == 1e-5 and groups["backbone_norm"]["weight_decay"] == 0.0
+    ids = {id(p) for p in groups["backbone_norm"]["params"]}
+    assert ids == {id(p) for p in norms}
+    assert "backbone_b" not in groups  # not treated as biases (×2 lr): the simple backbone's convolutions have none
+    assert not ids & {id(p) for p in groups["backbone_w"]["params"]}  # nor as weights (decayed)
 
