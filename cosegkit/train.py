@@ -1,8 +1,8 @@
 """Stage 1 — co-peak search: optimise the co-saliency network on the collection itself.
 
 One epoch shuffles the N images and visits them in batches of ``batch_size`` (6);
-a short last batch is filled with randomly repeated images. Inside a batch of
-six the pairs are (1, 4), (2, 5), (3, 6). For every batch:
+a short last batch is filled with randomly repeated images, never opposite
+themselves. Inside a batch of six the pairs are (1, 4), (2, 5), (3, 6). For every batch:
 
     loss = Σ_pairs [λt · co-peak loss + λa · affinity loss] + λs · Σ_images saliency loss
 
@@ -58,14 +58,25 @@ def batch_plan(n_images: int, batch_size: int, rng: np.random.Generator) -> list
     """One epoch of batches: a shuffled order cut into ``batch_size`` pieces; a short last
     batch is filled with randomly chosen images (repeats). Returns a list of index arrays (batch_size,).
 
+    No image is ever paired with itself (:func:`pair_indices`: position k against k + B/2), whose
+    correlation would be trivial (Tᵢᵢ's diagonal ≈ 1): a filler that lands opposite an image is drawn
+    uniformly from the other N − 1 images; any other filler from all N. With N ≥ 2 that always works.
+
     >>> [b.tolist() for b in batch_plan(4, 6, np.random.default_rng(0))]  # doctest: +SKIP
     [[2, 3, 0, 1, 3, 1]]
     """
     order = rng.permutation(n_images)
     batches = [order[i : i + batch_size] for i in range(0, n_images, batch_size)]
-    short = batch_size - len(batches[-1])
-    if short:
-        batches[-1] = np.concatenate([batches[-1], rng.choice(n_images, size=short, replace=True)])
+    if len(batches[-1]) < batch_size:
+        last = batches[-1].tolist()
+        half = batch_size // 2
+        for j in range(len(last), batch_size):
+            if half <= j < 2 * half:  # opposite position j − half, already filled: anything but that image
+                pick = int(rng.integers(n_images - 1))
+                last.append(pick + (pick >= last[j - half]))
+            else:  # its partner (if any) comes later and will avoid it
+                last.append(int(rng.integers(n_images)))
+        batches[-1] = np.asarray(last, dtype=order.dtype)
     return batches
 
 

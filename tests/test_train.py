@@ -206,3 +206,16 @@ def test_batch_norm_parameters_get_the_plain_learning_rate_and_no_weight_decay()
     assert "backbone_b" not in groups  # not treated as biases (×2 lr): the simple backbone's convolutions have none
     assert not ids & {id(p) for p in groups["backbone_w"]["params"]}  # nor as weights (decayed)
 
+
+@pytest.mark.parametrize("n_images", [2, 3, 4, 5, 7, 8, 13])
+def test_no_image_is_paired_with_itself(n_images):
+    """Pairs are (0, B/2), (1, B/2 + 1), …: no batch of any epoch puts an image against itself."""
+    n, m = pair_indices(6)
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        for _ in range(3):  # consecutive epochs share the generator
+            batches = batch_plan(n_images, 6, rng)
+            assert sorted(np.concatenate(batches)[:n_images].tolist()) == list(range(n_images))  # every image once
+            for batch in batches:
+                assert len(batch) == 6
+                assert not np.any(batch[n.numpy()] == batch[m.numpy()]), (seed, batch)
