@@ -71,7 +71,7 @@ class Config:
     use_cosaliency_in_ranking: bool = True  # False: the paper's "without co-saliency" ablation
     ranking_saliency: str = "cosaliency"  # the S of the ranking: "cosaliency" (paper) | "geometric_mean": √(S · Ŝ) with the prior Ŝ
     ranking_saliency_norm: str = "none"  # "none" (paper): S as trained | "max": S / max S per image, so objects read ≈ 1
-    instance_score: str = "ranking"  # "ranking" (paper): R | "ranking_x_peak": R × S̃ at the instance's peak
+    instance_score: str = "ranking"  # "ranking" (paper): R | "ranking_x_peak": R × S̃ at the instance's peak (R ÷ S̃ when R < 0)
     nms_iou: float = 0.4  # drop masks whose IoU with a better one is ≥ nms_iou
     class_filter: bool = False  # drop instances below the class_percentile of all scores (code); off: no gain measured
     class_percentile: float = 20.0
