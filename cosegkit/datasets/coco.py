@@ -388,7 +388,7 @@ def build_collections(coco_json: str | Path | dict | CocoAnnotations, image_dir:
                       verbose: bool = True) -> CocoCollections:
     """Rebuild the paper's COCO collections from an instances file; reads no image.
 
-    The rules (DeepCO3, Sec. 5.1), with crowd regions ignored throughout:
+    The rules (DeepCO3, Sec. 4.1), with crowd regions ignored throughout:
 
     1. keep images whose annotated objects all belong to a single category;
     2. keep images with at least ``min_instances`` instances (2 for COCO);
