@@ -4,9 +4,10 @@ For every collection (Penn-Fudan, balloon, a synthetic one) this trains the netw
 once, computes heat maps and proposals once, and then scores these rows:
 
     cosegkit <preset>              the whole method (the default a user gets)
-    − co-saliency in ranking       rerank(use_cosaliency_in_ranking=False): Oⁱ alone (paper Table 3)
-    untrained network              the network before training (fit, epochs=0): its head starts at
-                                   zero weights, so Z is constant and every heat map is zero
+    − co-saliency in ranking       rerank(use_cosaliency_in_ranking=False): R without S (paper Table 3):
+                                   S ≡ 1 in the heat terms, no γ term, the score is R
+    untrained network              the network before training (fit, epochs=0) with a random head
+                                   (seeded): Z is a random projection of the pretrained features
     saliency loss only             (--ablate-losses) trained with λt = λa = 0: what the co-peak and
                                    affinity losses add to imitating the prior
     prior components               connected components of (prior > its mean), scored by saliency mass
@@ -261,15 +262,13 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
     proposals = [r.proposals for r in result.images]
     for r in result.images:
         r.heatmaps = None  # free memory: the trained result is not reranked any more
-    untrained, t_init = timed(fit, collection, config.replace(epochs=0), priors=fitted.priors)
+    untrained, t_init = timed(untrained_network, collection, config, fitted.priors)
     ddt, t = timed(ddt_predictions, untrained.net, collection, config, fitted.priors)
     add("baseline: DDT co-localisation (components)", make_row(ddt, gt, t))
-    device = next(untrained.net.parameters()).device
-    maps = [cosaliency(untrained.net, image, config.image_size, device)[1:] for image in collection.images]
+    maps = network_maps(untrained.net, collection.images, config)
     d["untrained"] = peak_statistics([z for z, _ in maps], [s for _, s in maps], gt, config.peak_threshold, config.peak_window)
-    # zero head weights: Z is one constant, a flat map without peaks, so nothing is found (and nothing back-propagated)
     plain, t_plain = timed(cosegment, collection, config, net=untrained, proposals=proposals)
-    add("untrained network (head at init)", make_row(plain.predictions(), gt, t_init + t_plain))
+    add("untrained network (random head)", make_row(plain.predictions(), gt, t_init + t_plain))
     del plain
     del untrained, maps
 
@@ -292,6 +291,33 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
                                 for props, p in zip(proposals, priors)])  # fmt: skip
         add(f"baseline: top-{TOP_K} proposals by prior {what}", make_row(top, gt, t_prior + t))
     return report
+
+
+def randomise_head(net, seed: int) -> None:
+    """Draw the 1×1 head's weights as PyTorch initialises a convolution, U(−1/√C, 1/√C) for C input channels,
+    from a generator seeded with ``seed``; the bias stays as the preset set it (logit of the mean prior in
+    ``lite``). Z is then a random projection of the pretrained features: a map with peaks, heat maps and
+    instances, the floor training has to beat (a zero head gives a constant Z, which has no peak)."""
+    weight = net.head.weight
+    bound = 1.0 / weight[0].numel() ** 0.5
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        weight.copy_((torch.rand(weight.shape, generator=generator, dtype=torch.float64) * 2 - 1).mul(bound).to(weight))
+
+
+def untrained_network(collection, config: Config, priors=None):
+    """The network before training (``fit`` with ``epochs=0``) with a random head (:func:`randomise_head`,
+    seeded with ``config.seed``). Returns a ``FitResult``."""
+    untrained = fit(collection, config.replace(epochs=0), priors=priors)
+    randomise_head(untrained.net, config.seed)
+    return untrained
+
+
+def network_maps(net, images: list, config: Config) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Z (hz, wz) and S (H, W) of every image, read at the size the method reads images at inference
+    (``config.input_size_at_inference``), as ``cosegment`` does."""
+    device = next(net.parameters()).device
+    return [cosaliency(net, image, config.input_size_at_inference, device)[1:] for image in images]
 
 
 def ddt_predictions(net, collection, config: Config, priors) -> list:
@@ -402,10 +428,14 @@ def write_markdown(path: Path, reports: list[Report], config: Config, label: str
         "",
         "Rows:",
         "",
-        "- **− co-saliency in ranking**: Oⁱ alone, S ≡ 1 in the heat terms and no background term (paper Table 3).",
-        "- **untrained network**: the same network before training (`fit` with `epochs=0`): ImageNet backbone, head",
-        "  weights zero and bias logit(mean prior), so Z is one constant: a flat map has no peak (`prm.find_peaks`),",
-        "  so nothing is found. With the head started as DDT (`head_init=\"ddt\"`) it is the DDT map, used as S.",
+        "- **− co-saliency in ranking** (paper Table 3): the method's own peaks and heat maps, ranked by R without S:",
+        "  S ≡ 1 in the heat terms, no background term, and the score is R (not weighted by S̃ at the peak). With",
+        "  heat maps ≥ 0 and no penalty, the instance-aware term grows with the proposal, so large proposals win:",
+        "  the gap to the method row is what co-saliency buys in the ranking.",
+        "- **untrained network (random head)**: the same network before training (`fit` with `epochs=0`), its 1×1",
+        "  head's weights drawn at random (PyTorch's default U(−1/√C, 1/√C), seeded with `Config.seed`; the bias as",
+        "  the preset sets it): Z is a random projection of the pretrained features, read at the inference size, with",
+        "  peaks, heat maps and instances. The floor training has to beat (a zero head gives a constant Z: no peak).",
         "- **saliency loss only** (`--ablate-losses`): trained with λt = λa = 0, i.e. to imitate the prior alone;",
         "  the gap to the method row is what the co-peak and affinity losses add.",
         "- **prior components** (`cosegkit.baselines.prior_components`): the unsupervised prior Ŝ at the original",

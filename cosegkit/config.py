@@ -68,7 +68,7 @@ class Config:
     gamma: float = 1e-5  # γ, weight of the background-suppressing term
     gamma_mode: str = "pixels"  # "pixels": γ·⟨1−S, P⟩ (paper) | "area": γ·A_ref·⟨1−S, P⟩/(h·w), A_ref = 500·375 (resolution free)
     contour_width: int = 5  # P̂ = dilate(P) − erode(P) with a contour_width² square
-    use_cosaliency_in_ranking: bool = True  # False: the paper's "without co-saliency" ablation
+    use_cosaliency_in_ranking: bool = True  # False: the paper's "without co-saliency" ablation (S ≡ 1, no γ term, score R)
     ranking_saliency: str = "cosaliency"  # the S of the ranking: "cosaliency" (paper) | "geometric_mean": √(S · Ŝ) with the prior Ŝ
     ranking_saliency_norm: str = "none"  # "none" (paper): S as trained | "max": S / max S per image, so objects read ≈ 1
     instance_score: str = "ranking"  # "ranking" (paper): R | "ranking_x_peak": R × S̃ at the instance's peak (R ÷ S̃ when R < 0)

@@ -264,10 +264,11 @@ def select_all(images: list[ImageResult], config: Config) -> None:
             every = ranking_terms_of(r, config)  # cached: computed once per set of ranking options
             terms = {"inside": every["inside"][:, use], "contour": every["contour"][:, use], "background": every["background"]}
         weights = None
-        if config.instance_score == "ranking_x_peak":  # the peak's own co-saliency S̃ = sigmoid(Z)
-            weights = 1.0 / (1.0 + np.exp(-r.peak_values[use].astype(np.float64)))
-        elif config.instance_score != "ranking":
+        if config.instance_score not in ("ranking", "ranking_x_peak"):
             raise ValueError(f"Unknown instance_score {config.instance_score!r}; use 'ranking' or 'ranking_x_peak'.")
+        if config.instance_score == "ranking_x_peak" and config.use_cosaliency_in_ranking:
+            # the peak's own co-saliency S̃ = sigmoid(Z); without co-saliency (paper Table 3) the score is R alone
+            weights = 1.0 / (1.0 + np.exp(-r.peak_values[use].astype(np.float64)))
         idx, scores, peak_ids = select_instances(r.proposals, r.heatmaps[use] if terms is None else None, r.saliency_work,
                                                  peak_weights=weights, terms=terms,
                                                  **options)  # fmt: skip

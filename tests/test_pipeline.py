@@ -42,6 +42,23 @@ def test_the_ablations_are_worse(result):
     assert without < full
 
 
+def test_without_cosaliency_the_score_is_r_alone(result):
+    """The paper's "without co-saliency" ranking (Table 3) reads no S anywhere: S ≡ 1 in the heat terms, no γ term,
+    and the instance score is R, not R weighted by S̃ at the peak (``tiny`` scores with ranking_x_peak)."""
+    from cosegkit.ranking import ranking_options, select_instances
+
+    assert result.config.instance_score == "ranking_x_peak"
+    without = result.rerank(use_cosaliency_in_ranking=False)
+    config = without.config
+    for r, got in zip(result.images, without.images):
+        use = r.used_peaks(config.peak_threshold)
+        heat = np.maximum(r.heatmaps[use], 0) ** config.heatmap_power
+        idx, scores, peaks = select_instances(r.proposals, heat, np.zeros_like(r.saliency_work), **ranking_options(config))
+        np.testing.assert_array_equal(got.proposal_indices, idx)
+        np.testing.assert_allclose(got.scores, scores, rtol=1e-12)
+        np.testing.assert_array_equal(got.instance_peaks, use[peaks])
+
+
 def test_rerank_reproduces_and_changes_only_the_ranking(result):
     same = result.rerank()
     for a, b in zip(result.images, same.images):
