@@ -1,6 +1,7 @@
 """Which parts of DeepCO3 matter? Loss terms, co-peak loss form and head initialisation, over seeds.
 
-On every collection (Penn-Fudan and balloon, all images) each row below trains the network
+On every collection (Penn-Fudan and balloon; the images of ``--split``: report by default, see
+``cosegkit.datasets.protocol``, ``tune`` to choose settings, ``all`` for every image) each row below trains the network
 ``len(--seeds)`` times (``Config.seed`` changes the training order and anything random) and
 runs the whole pipeline with it; a cell is the mean ± std over the seeds:
 
@@ -48,7 +49,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality import COLLECTIONS, config_summary, load, parse_variant, peak_statistics, randomise_head, timed  # noqa: E402
+from quality import (COLLECTIONS, SPLIT_TEXT, SPLITS, config_summary, load, parse_variant, peak_statistics,  # noqa: E402
+                     randomise_head, timed)
 
 from cosegkit import atomic  # noqa: E402
 from cosegkit.baselines import prior_components  # noqa: E402
@@ -304,7 +306,7 @@ def machine(config: Config) -> str:
 
 
 def write_markdown(path: Path, tables: list[Table], base: Config, label: str, seeds: list[int], command: str,
-                   started: str, seconds: float) -> None:  # fmt: skip
+                   started: str, seconds: float, split: str = "all") -> None:  # fmt: skip
     text = [
         "# Ablations: loss terms, co-peak loss form, head initialisation",
         "",
@@ -315,6 +317,8 @@ def write_markdown(path: Path, tables: list[Table], base: Config, label: str, se
         "",
         f"Config: `{label}` = the paper's defaults except {config_summary(base)}. Every row changes only what its",
         f"label says. Seeds {', '.join(map(str, seeds))}; a cell is the mean ± std (ddof=0) over the row's runs.",
+        "",
+        f"Images: the {SPLIT_TEXT[split]}.",
         "",
     ]
     for table in tables:
@@ -356,6 +360,8 @@ def write_markdown(path: Path, tables: list[Table], base: Config, label: str, se
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collections", nargs="+", default=["Penn-Fudan", "balloon"], choices=COLLECTIONS)
+    parser.add_argument("--split", default="report", choices=SPLITS,
+                        help="which images: the report split (default), the tune split or all (cosegkit.datasets.protocol)")
     parser.add_argument("--max-images", type=int, default=None, help="first N images of each collection; default all")
     parser.add_argument("--preset", default="lite", help="config preset (default: lite)")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
@@ -382,10 +388,10 @@ def main(argv=None):
     tables: list[Table] = []
     for name in args.collections:
         try:
-            collection = load(name, args.max_images, args.data)
+            collection = load(name, args.max_images, args.data, args.split)
         except FileNotFoundError as error:
             sys.exit(f"{error}\nSet COSEGKIT_DATA (or --data) or leave {name} out with --collections.")
-        table = Table(name, len(collection), sum(len(g) for g in collection.gt_masks))
+        table = Table(f"{name} ({args.split})", len(collection), sum(len(g) for g in collection.gt_masks))
         tables.append(table)
         shared = Shared(collection)
         print(f"{name}: {table.n_images} images, {table.n_instances} instances", flush=True)
@@ -405,7 +411,8 @@ def main(argv=None):
             table.runs[row.label] = runs
             summary = " | ".join(mean_std([r[k] for r in runs], d, z) for k, _, d, z in COLUMNS)
             print(f"  = {row.label}: {summary}", flush=True)
-            write_markdown(args.out, tables, base, label, args.seeds, command.strip(), started, time.perf_counter() - t0)
+            write_markdown(args.out, tables, base, label, args.seeds, command.strip(), started, time.perf_counter() - t0,
+                           args.split)
         print(f"  (written {args.out})", flush=True)
 
 

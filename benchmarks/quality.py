@@ -36,8 +36,13 @@ proposal recall (mean best IoU, R@0.5), the size of the chosen masks and seconds
     python benchmarks/quality.py --variants gamma=1e-6 "gamma_mode=area,gamma=1e-6"
     python benchmarks/quality.py --figures /tmp/quality_figures      # overlays of the first images
 
-Data: ``$COSEGKIT_DATA`` (or ``--data``) holding ``PennFudanPed/`` and ``balloon/``. The table
-is written to ``benchmarks/results/quality.md`` after every collection.
+Images: ``--split report`` (default) measures the report split, ``tune`` the tune split, ``all`` every
+image (:mod:`cosegkit.datasets.protocol`: Penn-Fudan tunes on FudanPed and reports on PennPed; balloon
+and each ``coco:<category>`` collection of ``coco_val_subset`` are halved by a hash of the file name).
+Choose settings with ``--split tune``; quote ``--split report``. The table says which split it measured.
+
+Data: ``$COSEGKIT_DATA`` (or ``--data``) holding ``PennFudanPed/``, ``balloon/`` and ``coco_val_subset/``.
+The table is written to ``benchmarks/results/quality.md`` after every collection.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ import torch
 from cosegkit import atomic
 from cosegkit.baselines import best_proposal_iou, oracle_per_peak, peaks_in_masks, prior_components, top_proposals_by_saliency
 from cosegkit.config import Config, preset
-from cosegkit.datasets import load_balloon, load_pennfudan, synthetic_collection
+from cosegkit.datasets import data_root, load_balloon, load_coco, load_pennfudan, synthetic_collection
 from cosegkit.ddt import collection_features, ddt_components, ddt_maps
 from cosegkit.evaluate import evaluate
 from cosegkit.pipeline import Result, cosaliency, cosegment
@@ -89,17 +94,37 @@ DEFAULT_VARIANTS = [  # a variant equal to the preset's own setting is skipped
 SYNTHETIC_IMAGES = 12
 
 
-def load(name: str, max_images: int | None, data: str | None):
-    """The named collection, cut to ``max_images`` (first images by name)."""
+def load(name: str, max_images: int | None, data: str | None, split: str = "all"):
+    """The named collection's ``split`` (:mod:`cosegkit.datasets.protocol`: ``"tune"``, ``"report"`` or ``"all"``),
+    cut to ``max_images`` (first images by name). ``coco:<category>``: the images of ``coco_val_subset`` with ≥ 2
+    instances of the category. The synthetic collection has no files: its tune images are seed 0, its report
+    images seed 1 (``"all"``: seed 0, as before the split)."""
+    protocol_split = None if split == "all" else split
     if name == "Penn-Fudan":
-        return load_pennfudan(None if data is None else Path(data) / "PennFudanPed", max_images=max_images)
+        return load_pennfudan(None if data is None else Path(data) / "PennFudanPed", max_images=max_images,
+                              protocol_split=protocol_split)  # fmt: skip
     if name == "balloon":
-        return load_balloon(None if data is None else Path(data) / "balloon", max_images=max_images)
+        return load_balloon(None if data is None else Path(data) / "balloon", max_images=max_images,
+                            protocol_split=protocol_split)  # fmt: skip
+    if name.startswith("coco:"):
+        root = data_root("coco_val_subset") if data is None else Path(data) / "coco_val_subset"
+        return load_coco(root / "annotations.json", root / "images", category=name.split(":", 1)[1], min_instances=2,
+                         max_images=max_images, protocol_split=protocol_split)  # fmt: skip
     n = SYNTHETIC_IMAGES if max_images is None else max(2, min(SYNTHETIC_IMAGES, max_images))
-    return synthetic_collection(n_images=n, size=(192, 256), instances=(1, 3), seed=0)
+    return synthetic_collection(n_images=n, size=(192, 256), instances=(1, 3), seed=1 if split == "report" else 0)
 
 
-COLLECTIONS = ("Penn-Fudan", "balloon", "synthetic")
+COCO_CATEGORIES = ("person", "car", "bottle", "cup", "chair", "bowl")  # coco_val_subset's co-segmentation categories
+COLLECTIONS = ("Penn-Fudan", "balloon", "synthetic", *(f"coco:{c}" for c in COCO_CATEGORIES))
+DEFAULT_COLLECTIONS = ("Penn-Fudan", "balloon", "synthetic")
+SPLITS = ("report", "tune", "all")
+SPLIT_TEXT = {
+    "report": "report split: Penn-Fudan's PennPed images; the report half of balloon and of each COCO collection "
+              "(a hash of the file name, `cosegkit.datasets.protocol`); synthetic seed 1",
+    "tune": "tune split: Penn-Fudan's FudanPed images; the tune half of balloon and of each COCO collection "
+            "(a hash of the file name, `cosegkit.datasets.protocol`); synthetic seed 0",
+    "all": "every image (tune and report splits together; settings chosen on these images are not a fair report)",
+}  # fmt: skip
 
 
 # ---------------------------------------------------------------- rows
@@ -405,7 +430,7 @@ def config_summary(config: Config) -> str:
 
 
 def write_markdown(path: Path, reports: list[Report], config: Config, label: str, command: str, started: str,
-                   seconds: float) -> None:  # fmt: skip
+                   seconds: float, split: str = "all") -> None:  # fmt: skip
     machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
                f"device {config.torch_device}, Python {platform.python_version()}, torch {torch.__version__}, "
                f"numpy {np.__version__}")  # fmt: skip
@@ -418,6 +443,8 @@ def write_markdown(path: Path, reports: list[Report], config: Config, label: str
         "machine that may be shared with other jobs: compare rows of one run rather than runs.",
         "",
         f"Config: `{label}` = the paper's defaults except {config_summary(config)}.",
+        "",
+        f"Images: the {SPLIT_TEXT[split]}.",
         "",
         "Cells: mAPʳ@0.25 / mAPʳ@0.5 / CorLocʳ / instances per image / seconds per image (spec §8, at the original",
         "resolution; one category per collection). Seconds count a row's own work: the method row includes",
@@ -473,7 +500,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-images", type=int, default=None, help="first N images of each real collection "
                         f"(synthetic: min(N, {SYNTHETIC_IMAGES})); default all")  # fmt: skip
-    parser.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=COLLECTIONS)
+    parser.add_argument("--collections", nargs="+", default=list(DEFAULT_COLLECTIONS), choices=COLLECTIONS)
+    parser.add_argument("--split", default="report", choices=SPLITS,
+                        help="which images: the report split (default; what tables quote), the tune split (where "
+                             "settings are chosen) or all (cosegkit.datasets.protocol)")  # fmt: skip
     parser.add_argument("--preset", default="lite", help="config preset (default: lite)")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
     parser.add_argument("--variants", nargs="*", default=None, metavar="KEY=VALUE[,KEY=VALUE]",
@@ -499,12 +529,12 @@ def main(argv=None):
     reports = []
     for name in args.collections:
         try:
-            collection = load(name, args.max_images, args.data)
+            collection = load(name, args.max_images, args.data, args.split)
         except FileNotFoundError as error:
             sys.exit(f"{error}\nSet COSEGKIT_DATA (or --data) or leave {name} out with --collections.")
-        reports.append(run_collection(name, collection, config, label, variants, args.figures, args.n_figures,
-                                      args.ablate_losses))
-        write_markdown(args.out, reports, config, label, command.strip(), started, time.perf_counter() - t0)
+        reports.append(run_collection(f"{name} ({args.split})", collection, config, label, variants, args.figures,
+                                      args.n_figures, args.ablate_losses))  # fmt: skip
+        write_markdown(args.out, reports, config, label, command.strip(), started, time.perf_counter() - t0, args.split)
         print(f"  (written {args.out})", flush=True)
 
 

@@ -83,3 +83,20 @@ def test_untrained_diagnostics_read_the_images_at_the_inference_size(untrained):
     result = cosegment(collection.subset([0, 1]), finer, net=fitted.net)
     assert z.shape == result.images[0].logits.shape
     assert s.shape == collection.images[0].shape[:2]
+
+
+def test_load_measures_the_split_it_is_asked_for(tmp_path):
+    """--split: the synthetic collection's report images are another seed; real collections go through the loaders."""
+    tune = quality.load("synthetic", 2, None, "tune")
+    report = quality.load("synthetic", 2, None, "report")
+    assert not np.array_equal(tune.images[0], report.images[0])
+    assert np.array_equal(quality.load("synthetic", 2, None).images[0], tune.images[0])  # "all": seed 0, as before
+    assert quality.SPLITS[0] == "report"  # the default of --split
+    assert "PennPed" in quality.SPLIT_TEXT["report"] and "FudanPed" in quality.SPLIT_TEXT["tune"]
+
+
+def test_main_writes_the_split_into_the_table(tmp_path):
+    out = tmp_path / "quality.md"
+    quality.main(["--collections", "synthetic", "--max-images", "3", "--epochs", "1", "--preset", "tiny", "--out", str(out)])
+    text = out.read_text()
+    assert "synthetic (report)" in text and "report split" in text
