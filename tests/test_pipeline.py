@@ -24,7 +24,17 @@ def result(collection):
     return cosegment(collection, preset("tiny"))
 
 
-def test_finds_the_instances_of_a_synthetic_collection(result, collection):
+@pytest.fixture(scope="module")
+def held_out():
+    """Six other synthetic images (seed 1). The ``tiny`` preset (heatmap_power=3) and the thresholds below were
+    chosen on the seed-0 collection the other tests use, so the quality assertion is checked here, on images
+    nothing was tuned on."""
+    collection = synthetic_collection(n_images=6, seed=1)
+    return collection, cosegment(collection, preset("tiny"))
+
+
+def test_finds_the_instances_of_a_synthetic_collection(held_out):
+    collection, result = held_out
     scores = result.evaluate()
     assert scores["mAP_r@0.5"] >= 0.5, scores
     assert scores["CorLoc_r"] >= 0.5, scores
