@@ -1,6 +1,7 @@
 """Which parts of DeepCO3 matter? Loss terms, co-peak loss form and head initialisation, over seeds.
 
-On every collection (Penn-Fudan and balloon, all images) each row below trains the network
+On every collection (Penn-Fudan and balloon; the images of ``--split``: report by default, see
+``cosegkit.datasets.protocol``, ``tune`` to choose settings, ``all`` for every image) each row below trains the network
 ``len(--seeds)`` times (``Config.seed`` changes the training order and anything random) and
 runs the whole pipeline with it; a cell is the mean ± std over the seeds:
 
@@ -9,8 +10,8 @@ runs the whole pipeline with it; a cell is the mean ± std over the seeds:
     ℓs + ℓt + ℓa            the preset as it is
     co-peak loss            the other form: code −log σ(mean Tˢ) ↔ paper −log(mean Tˢ)
     head init               the other initialisation: zero (paper) ↔ bias at logit(mean prior)
-    untrained               epochs=0: the network with its head at initialisation (run once:
-                            without training nothing depends on the seed)
+    untrained               epochs=0 with a random head: the pretrained features projected on a
+                            direction drawn with the seed (PyTorch's default initialisation)
     head init DDT           the head starts as DDT (``head_init="ddt"``): the collection's first
                             principal direction of features, fitted to the prior
     DDT head, untrained     that head without training: DDT's co-localisation map is S (run once)
@@ -48,7 +49,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality import COLLECTIONS, config_summary, load, parse_variant, peak_statistics, timed  # noqa: E402
+from quality import (COLLECTIONS, SPLIT_TEXT, SPLITS, config_summary, load, parse_variant, peak_statistics,  # noqa: E402
+                     randomise_head, timed)
 
 from cosegkit import atomic  # noqa: E402
 from cosegkit.baselines import prior_components  # noqa: E402
@@ -80,11 +82,13 @@ AUC_STRIDE = 2  # S and the ground truth are read on every 2nd row and column: o
 
 @dataclass(frozen=True)
 class Ablation:
-    """One row: a name for ``--rows``, a label for the table, the config overrides (None: prior only)."""
+    """One row: a name for ``--rows``, a label for the table, the config overrides (None: prior only);
+    ``random_head``: the head's weights are drawn with the seed after ``fit`` (:func:`quality.randomise_head`)."""
 
     name: str
     label: str
     changes: dict | None
+    random_head: bool = False
 
 
 def builtin_rows(base: Config) -> dict[str, Ablation]:
@@ -97,7 +101,7 @@ def builtin_rows(base: Config) -> dict[str, Ablation]:
         Ablation("full", "ℓs + ℓt + ℓa (the preset)", {}),
         Ablation("copeak-form", f"co-peak loss: {FORMS[other_form]}", {"copeak_form": other_form}),
         Ablation("head-init", f"head init: {INITS[other_init]}", {"head_init": other_init}),
-        Ablation("untrained", "untrained (head at initialisation, epochs=0)", {"epochs": 0}),
+        Ablation("untrained", "untrained, random head (epochs=0)", {"epochs": 0}, random_head=True),
         Ablation("head-init-ddt", "head init: DDT (first principal direction)", {"head_init": "ddt"}),
         Ablation("ddt", "DDT head, untrained (head_init=ddt, epochs=0)", {"head_init": "ddt", "epochs": 0}),
         Ablation("prior", "prior only (no network)", None),
@@ -237,11 +241,14 @@ def infer(collection, config: Config, fitted, proposals: list, chunk: int) -> tu
     return predictions, logits, saliency
 
 
-def measure_network(shared: Shared, config: Config, chunk: int) -> dict:
-    """Train with ``config``, run the pipeline, and measure every column (plus ``infer_s``)."""
+def measure_network(shared: Shared, config: Config, chunk: int, random_head: bool = False) -> dict:
+    """Train with ``config``, run the pipeline, and measure every column (plus ``infer_s``).
+    ``random_head``: draw the head's weights with ``config.seed`` after training (the untrained row)."""
     collection = shared.collection
     gt = collection.gt_masks
     fitted, t_train = timed(fit, collection, config, priors=shared.input_priors(config))
+    if random_head:
+        randomise_head(fitted.net, config.seed)
     proposals = shared.image_proposals(config)
     (predictions, logits, saliency), t_infer = timed(infer, collection, config, fitted, proposals, chunk)
     del fitted
@@ -262,7 +269,9 @@ def measure_prior(shared: Shared, config: Config) -> dict:
 
 
 def row_seeds(row: Ablation, base: Config, seeds: list[int]) -> list[int]:
-    """Seeds a row runs with: all of them when it trains, the first alone when nothing is random."""
+    """Seeds a row runs with: all of them when it trains or draws a random head, the first alone when nothing is random."""
+    if row.random_head:
+        return seeds
     if row.changes is None or base.replace(**row.changes).epochs == 0:
         return seeds[:1]
     return seeds
@@ -297,7 +306,7 @@ def machine(config: Config) -> str:
 
 
 def write_markdown(path: Path, tables: list[Table], base: Config, label: str, seeds: list[int], command: str,
-                   started: str, seconds: float) -> None:  # fmt: skip
+                   started: str, seconds: float, split: str = "all") -> None:  # fmt: skip
     text = [
         "# Ablations: loss terms, co-peak loss form, head initialisation",
         "",
@@ -308,6 +317,8 @@ def write_markdown(path: Path, tables: list[Table], base: Config, label: str, se
         "",
         f"Config: `{label}` = the paper's defaults except {config_summary(base)}. Every row changes only what its",
         f"label says. Seeds {', '.join(map(str, seeds))}; a cell is the mean ± std (ddof=0) over the row's runs.",
+        "",
+        f"Images: the {SPLIT_TEXT[split]}.",
         "",
     ]
     for table in tables:
@@ -326,9 +337,9 @@ def write_markdown(path: Path, tables: list[Table], base: Config, label: str, se
         "- **ℓs only → ℓs + ℓt → ℓs + ℓt + ℓa**: what the co-peak loss and then the affinity loss add to",
         "  imitating the prior (the paper's Figure 4).",
         "- **co-peak loss / head init** rows: the preset with that one setting switched.",
-        "- **untrained**: `fit` with `epochs=0` — ImageNet backbone, head weights zero (bias as the preset",
-        "  sets it), so Z is one constant: a flat map has no peak, so nothing is found (mAP 0) and S is flat",
-        "  (AUC .5, IoU 0). Nothing in it depends on the seed, so it runs once.",
+        "- **untrained, random head**: `fit` with `epochs=0` — ImageNet backbone, the 1×1 head's weights drawn with",
+        "  the seed (PyTorch's default U(−1/√C, 1/√C); the bias as the preset sets it): Z is a random projection of",
+        "  the pretrained features, with peaks and instances. The floor training has to beat; runs once per seed.",
         "- **head init: DDT**: the head starts as DDT (Wei et al. 2017), the collection's first principal",
         "  direction of the features it reads, scaled to fit the prior (`cosegkit.ddt.ddt_head`); then trained.",
         "  **DDT head, untrained**: that head with `epochs=0`, i.e. DDT's co-localisation map used as S by the",
@@ -349,6 +360,8 @@ def write_markdown(path: Path, tables: list[Table], base: Config, label: str, se
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collections", nargs="+", default=["Penn-Fudan", "balloon"], choices=COLLECTIONS)
+    parser.add_argument("--split", default="report", choices=SPLITS,
+                        help="which images: the report split (default), the tune split or all (cosegkit.datasets.protocol)")
     parser.add_argument("--max-images", type=int, default=None, help="first N images of each collection; default all")
     parser.add_argument("--preset", default="lite", help="config preset (default: lite)")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
@@ -375,10 +388,10 @@ def main(argv=None):
     tables: list[Table] = []
     for name in args.collections:
         try:
-            collection = load(name, args.max_images, args.data)
+            collection = load(name, args.max_images, args.data, args.split)
         except FileNotFoundError as error:
             sys.exit(f"{error}\nSet COSEGKIT_DATA (or --data) or leave {name} out with --collections.")
-        table = Table(name, len(collection), sum(len(g) for g in collection.gt_masks))
+        table = Table(f"{name} ({args.split})", len(collection), sum(len(g) for g in collection.gt_masks))
         tables.append(table)
         shared = Shared(collection)
         print(f"{name}: {table.n_images} images, {table.n_instances} instances", flush=True)
@@ -389,7 +402,8 @@ def main(argv=None):
             runs = []
             for seed in row_seeds(row, base, args.seeds):
                 config = base.replace(seed=seed, **(row.changes or {}))
-                run = measure_prior(shared, config) if row.changes is None else measure_network(shared, config, args.chunk)
+                run = (measure_prior(shared, config) if row.changes is None
+                       else measure_network(shared, config, args.chunk, row.random_head))
                 runs.append(run)
                 cells = ", ".join(f"{header} {mean_std([run[key]], d, z)}" for key, header, d, z in COLUMNS)
                 print(f"  {row.label} [seed {seed}]: {cells}; s/img: training {mean_std([run['train_s'] / table.n_images], 2, True)}, "
@@ -397,7 +411,8 @@ def main(argv=None):
             table.runs[row.label] = runs
             summary = " | ".join(mean_std([r[k] for r in runs], d, z) for k, _, d, z in COLUMNS)
             print(f"  = {row.label}: {summary}", flush=True)
-            write_markdown(args.out, tables, base, label, args.seeds, command.strip(), started, time.perf_counter() - t0)
+            write_markdown(args.out, tables, base, label, args.seeds, command.strip(), started, time.perf_counter() - t0,
+                           args.split)
         print(f"  (written {args.out})", flush=True)
 
 

@@ -4,9 +4,10 @@ For every collection (Penn-Fudan, balloon, a synthetic one) this trains the netw
 once, computes heat maps and proposals once, and then scores these rows:
 
     cosegkit <preset>              the whole method (the default a user gets)
-    − co-saliency in ranking       rerank(use_cosaliency_in_ranking=False): Oⁱ alone (paper Table 3)
-    untrained network              the network before training (fit, epochs=0): its head starts at
-                                   zero weights, so Z is constant and every heat map is zero
+    − co-saliency in ranking       rerank(use_cosaliency_in_ranking=False): R without S (paper Table 3):
+                                   S ≡ 1 in the heat terms, no γ term, the score is R
+    untrained network              the network before training (fit, epochs=0) with a random head
+                                   (seeded): Z is a random projection of the pretrained features
     saliency loss only             (--ablate-losses) trained with λt = λa = 0: what the co-peak and
                                    affinity losses add to imitating the prior
     prior components               connected components of (prior > its mean), scored by saliency mass
@@ -35,8 +36,13 @@ proposal recall (mean best IoU, R@0.5), the size of the chosen masks and seconds
     python benchmarks/quality.py --variants gamma=1e-6 "gamma_mode=area,gamma=1e-6"
     python benchmarks/quality.py --figures /tmp/quality_figures      # overlays of the first images
 
-Data: ``$COSEGKIT_DATA`` (or ``--data``) holding ``PennFudanPed/`` and ``balloon/``. The table
-is written to ``benchmarks/results/quality.md`` after every collection.
+Images: ``--split report`` (default) measures the report split, ``tune`` the tune split, ``all`` every
+image (:mod:`cosegkit.datasets.protocol`: Penn-Fudan tunes on FudanPed and reports on PennPed; balloon
+and each ``coco:<category>`` collection of ``coco_val_subset`` are halved by a hash of the file name).
+Choose settings with ``--split tune``; quote ``--split report``. The table says which split it measured.
+
+Data: ``$COSEGKIT_DATA`` (or ``--data``) holding ``PennFudanPed/``, ``balloon/`` and ``coco_val_subset/``.
+The table is written to ``benchmarks/results/quality.md`` after every collection.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ import torch
 from cosegkit import atomic
 from cosegkit.baselines import best_proposal_iou, oracle_per_peak, peaks_in_masks, prior_components, top_proposals_by_saliency
 from cosegkit.config import Config, preset
-from cosegkit.datasets import load_balloon, load_pennfudan, synthetic_collection
+from cosegkit.datasets import data_root, load_balloon, load_coco, load_pennfudan, synthetic_collection
 from cosegkit.ddt import collection_features, ddt_components, ddt_maps
 from cosegkit.evaluate import evaluate
 from cosegkit.pipeline import Result, cosaliency, cosegment
@@ -88,17 +94,37 @@ DEFAULT_VARIANTS = [  # a variant equal to the preset's own setting is skipped
 SYNTHETIC_IMAGES = 12
 
 
-def load(name: str, max_images: int | None, data: str | None):
-    """The named collection, cut to ``max_images`` (first images by name)."""
+def load(name: str, max_images: int | None, data: str | None, split: str = "all"):
+    """The named collection's ``split`` (:mod:`cosegkit.datasets.protocol`: ``"tune"``, ``"report"`` or ``"all"``),
+    cut to ``max_images`` (first images by name). ``coco:<category>``: the images of ``coco_val_subset`` with ≥ 2
+    instances of the category. The synthetic collection has no files: its tune images are seed 0, its report
+    images seed 1 (``"all"``: seed 0, as before the split)."""
+    protocol_split = None if split == "all" else split
     if name == "Penn-Fudan":
-        return load_pennfudan(None if data is None else Path(data) / "PennFudanPed", max_images=max_images)
+        return load_pennfudan(None if data is None else Path(data) / "PennFudanPed", max_images=max_images,
+                              protocol_split=protocol_split)  # fmt: skip
     if name == "balloon":
-        return load_balloon(None if data is None else Path(data) / "balloon", max_images=max_images)
+        return load_balloon(None if data is None else Path(data) / "balloon", max_images=max_images,
+                            protocol_split=protocol_split)  # fmt: skip
+    if name.startswith("coco:"):
+        root = data_root("coco_val_subset") if data is None else Path(data) / "coco_val_subset"
+        return load_coco(root / "annotations.json", root / "images", category=name.split(":", 1)[1], min_instances=2,
+                         max_images=max_images, protocol_split=protocol_split)  # fmt: skip
     n = SYNTHETIC_IMAGES if max_images is None else max(2, min(SYNTHETIC_IMAGES, max_images))
-    return synthetic_collection(n_images=n, size=(192, 256), instances=(1, 3), seed=0)
+    return synthetic_collection(n_images=n, size=(192, 256), instances=(1, 3), seed=1 if split == "report" else 0)
 
 
-COLLECTIONS = ("Penn-Fudan", "balloon", "synthetic")
+COCO_CATEGORIES = ("person", "car", "bottle", "cup", "chair", "bowl")  # coco_val_subset's co-segmentation categories
+COLLECTIONS = ("Penn-Fudan", "balloon", "synthetic", *(f"coco:{c}" for c in COCO_CATEGORIES))
+DEFAULT_COLLECTIONS = ("Penn-Fudan", "balloon", "synthetic")
+SPLITS = ("report", "tune", "all")
+SPLIT_TEXT = {
+    "report": "report split: Penn-Fudan's PennPed images; the report half of balloon and of each COCO collection "
+              "(a hash of the file name, `cosegkit.datasets.protocol`); synthetic seed 1",
+    "tune": "tune split: Penn-Fudan's FudanPed images; the tune half of balloon and of each COCO collection "
+            "(a hash of the file name, `cosegkit.datasets.protocol`); synthetic seed 0",
+    "all": "every image (tune and report splits together; settings chosen on these images are not a fair report)",
+}  # fmt: skip
 
 
 # ---------------------------------------------------------------- rows
@@ -261,15 +287,13 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
     proposals = [r.proposals for r in result.images]
     for r in result.images:
         r.heatmaps = None  # free memory: the trained result is not reranked any more
-    untrained, t_init = timed(fit, collection, config.replace(epochs=0), priors=fitted.priors)
+    untrained, t_init = timed(untrained_network, collection, config, fitted.priors)
     ddt, t = timed(ddt_predictions, untrained.net, collection, config, fitted.priors)
     add("baseline: DDT co-localisation (components)", make_row(ddt, gt, t))
-    device = next(untrained.net.parameters()).device
-    maps = [cosaliency(untrained.net, image, config.image_size, device)[1:] for image in collection.images]
+    maps = network_maps(untrained.net, collection.images, config)
     d["untrained"] = peak_statistics([z for z, _ in maps], [s for _, s in maps], gt, config.peak_threshold, config.peak_window)
-    # zero head weights: Z is one constant, a flat map without peaks, so nothing is found (and nothing back-propagated)
     plain, t_plain = timed(cosegment, collection, config, net=untrained, proposals=proposals)
-    add("untrained network (head at init)", make_row(plain.predictions(), gt, t_init + t_plain))
+    add("untrained network (random head)", make_row(plain.predictions(), gt, t_init + t_plain))
     del plain
     del untrained, maps
 
@@ -292,6 +316,33 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
                                 for props, p in zip(proposals, priors)])  # fmt: skip
         add(f"baseline: top-{TOP_K} proposals by prior {what}", make_row(top, gt, t_prior + t))
     return report
+
+
+def randomise_head(net, seed: int) -> None:
+    """Draw the 1×1 head's weights as PyTorch initialises a convolution, U(−1/√C, 1/√C) for C input channels,
+    from a generator seeded with ``seed``; the bias stays as the preset set it (logit of the mean prior in
+    ``lite``). Z is then a random projection of the pretrained features: a map with peaks, heat maps and
+    instances, the floor training has to beat (a zero head gives a constant Z, which has no peak)."""
+    weight = net.head.weight
+    bound = 1.0 / weight[0].numel() ** 0.5
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        weight.copy_((torch.rand(weight.shape, generator=generator, dtype=torch.float64) * 2 - 1).mul(bound).to(weight))
+
+
+def untrained_network(collection, config: Config, priors=None):
+    """The network before training (``fit`` with ``epochs=0``) with a random head (:func:`randomise_head`,
+    seeded with ``config.seed``). Returns a ``FitResult``."""
+    untrained = fit(collection, config.replace(epochs=0), priors=priors)
+    randomise_head(untrained.net, config.seed)
+    return untrained
+
+
+def network_maps(net, images: list, config: Config) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Z (hz, wz) and S (H, W) of every image, read at the size the method reads images at inference
+    (``config.input_size_at_inference``), as ``cosegment`` does."""
+    device = next(net.parameters()).device
+    return [cosaliency(net, image, config.input_size_at_inference, device)[1:] for image in images]
 
 
 def ddt_predictions(net, collection, config: Config, priors) -> list:
@@ -379,7 +430,7 @@ def config_summary(config: Config) -> str:
 
 
 def write_markdown(path: Path, reports: list[Report], config: Config, label: str, command: str, started: str,
-                   seconds: float) -> None:  # fmt: skip
+                   seconds: float, split: str = "all") -> None:  # fmt: skip
     machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
                f"device {config.torch_device}, Python {platform.python_version()}, torch {torch.__version__}, "
                f"numpy {np.__version__}")  # fmt: skip
@@ -393,6 +444,8 @@ def write_markdown(path: Path, reports: list[Report], config: Config, label: str
         "",
         f"Config: `{label}` = the paper's defaults except {config_summary(config)}.",
         "",
+        f"Images: the {SPLIT_TEXT[split]}.",
+        "",
         "Cells: mAPʳ@0.25 / mAPʳ@0.5 / CorLocʳ / instances per image / seconds per image (spec §8, at the original",
         "resolution; one category per collection). Seconds count a row's own work: the method row includes",
         "training; rows marked *rerank* reuse its heat maps and proposals and count only the ranking; the",
@@ -402,10 +455,14 @@ def write_markdown(path: Path, reports: list[Report], config: Config, label: str
         "",
         "Rows:",
         "",
-        "- **− co-saliency in ranking**: Oⁱ alone, S ≡ 1 in the heat terms and no background term (paper Table 3).",
-        "- **untrained network**: the same network before training (`fit` with `epochs=0`): ImageNet backbone, head",
-        "  weights zero and bias logit(mean prior), so Z is one constant: a flat map has no peak (`prm.find_peaks`),",
-        "  so nothing is found. With the head started as DDT (`head_init=\"ddt\"`) it is the DDT map, used as S.",
+        "- **− co-saliency in ranking** (paper Table 3): the method's own peaks and heat maps, ranked by R without S:",
+        "  S ≡ 1 in the heat terms, no background term, and the score is R (not weighted by S̃ at the peak). With",
+        "  heat maps ≥ 0 and no penalty, the instance-aware term grows with the proposal, so large proposals win:",
+        "  the gap to the method row is what co-saliency buys in the ranking.",
+        "- **untrained network (random head)**: the same network before training (`fit` with `epochs=0`), its 1×1",
+        "  head's weights drawn at random (PyTorch's default U(−1/√C, 1/√C), seeded with `Config.seed`; the bias as",
+        "  the preset sets it): Z is a random projection of the pretrained features, read at the inference size, with",
+        "  peaks, heat maps and instances. The floor training has to beat (a zero head gives a constant Z: no peak).",
         "- **saliency loss only** (`--ablate-losses`): trained with λt = λa = 0, i.e. to imitate the prior alone;",
         "  the gap to the method row is what the co-peak and affinity losses add.",
         "- **prior components** (`cosegkit.baselines.prior_components`): the unsupervised prior Ŝ at the original",
@@ -443,7 +500,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-images", type=int, default=None, help="first N images of each real collection "
                         f"(synthetic: min(N, {SYNTHETIC_IMAGES})); default all")  # fmt: skip
-    parser.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=COLLECTIONS)
+    parser.add_argument("--collections", nargs="+", default=list(DEFAULT_COLLECTIONS), choices=COLLECTIONS)
+    parser.add_argument("--split", default="report", choices=SPLITS,
+                        help="which images: the report split (default; what tables quote), the tune split (where "
+                             "settings are chosen) or all (cosegkit.datasets.protocol)")  # fmt: skip
     parser.add_argument("--preset", default="lite", help="config preset (default: lite)")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
     parser.add_argument("--variants", nargs="*", default=None, metavar="KEY=VALUE[,KEY=VALUE]",
@@ -469,12 +529,12 @@ def main(argv=None):
     reports = []
     for name in args.collections:
         try:
-            collection = load(name, args.max_images, args.data)
+            collection = load(name, args.max_images, args.data, args.split)
         except FileNotFoundError as error:
             sys.exit(f"{error}\nSet COSEGKIT_DATA (or --data) or leave {name} out with --collections.")
-        reports.append(run_collection(name, collection, config, label, variants, args.figures, args.n_figures,
-                                      args.ablate_losses))
-        write_markdown(args.out, reports, config, label, command.strip(), started, time.perf_counter() - t0)
+        reports.append(run_collection(f"{name} ({args.split})", collection, config, label, variants, args.figures,
+                                      args.n_figures, args.ablate_losses))  # fmt: skip
+        write_markdown(args.out, reports, config, label, command.strip(), started, time.perf_counter() - t0, args.split)
         print(f"  (written {args.out})", flush=True)
 
 

@@ -16,7 +16,8 @@ No labels are needed: cosegkit trains a small network on the images themselves
 instance (peak back-propagation + proposal ranking).
 
 Writes to --out:
-  <image>_overlay.png    the image, its co-saliency map and the instances in colour
+  <image>_overlay.png    the image, its co-saliency map and the instances in colour (<image>: the
+                         file name with its extension, e.g. a.jpg_overlay.png)
   <image>_instances.png  instance ids (0 = background, k = instance k, best first)
   instances.json         COCO results (RLE masks, scores), + instances_images.json
   summary.json           images, instances, seconds per stage, the configuration

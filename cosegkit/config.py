@@ -71,10 +71,10 @@ class Config:
     gamma: float = 1e-5  # γ, weight of the background-suppressing term
     gamma_mode: str = "pixels"  # "pixels": γ·⟨1−S, P⟩ (paper) | "area": γ·A_ref·⟨1−S, P⟩/(h·w), A_ref = 500·375 (resolution free)
     contour_width: int = 5  # P̂ = dilate(P) − erode(P) with a contour_width² square
-    use_cosaliency_in_ranking: bool = True  # False: the paper's "without co-saliency" ablation
+    use_cosaliency_in_ranking: bool = True  # False: the paper's "without co-saliency" ablation (S ≡ 1, no γ term, score R)
     ranking_saliency: str = "cosaliency"  # the S of the ranking: "cosaliency" (paper) | "geometric_mean": √(S · Ŝ) with the prior Ŝ
     ranking_saliency_norm: str = "none"  # "none" (paper): S as trained | "max": S / max S per image, so objects read ≈ 1
-    instance_score: str = "ranking"  # "ranking" (paper): R | "ranking_x_peak": R × S̃ at the instance's peak
+    instance_score: str = "ranking"  # "ranking" (paper): R | "ranking_x_peak": R × S̃ at the instance's peak (R ÷ S̃ when R < 0)
     nms_iou: float = 0.4  # drop masks whose IoU with a better one is ≥ nms_iou
     class_filter: bool = False  # drop instances below the class_percentile of all scores (code); off: no gain measured
     class_percentile: float = 20.0
@@ -113,6 +113,20 @@ class Config:
     @property
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)
+
+
+# The fields that change what training learns: a training checkpoint (``fit(..., resume=True)``) belongs to one
+# set of their values (``cosegkit.train.collection_fingerprint``). Every other field (inference: peaks, heat maps,
+# ranking, NMS, proposals, ``inference_size``; and ``epochs``, ``device``, ``num_workers``, ``progress``) may change
+# between runs without retraining. A new field that changes training must be added here.
+TRAINING_FIELDS = (
+    "backbone", "pretrained", "image_size", "feature_stride", "feature_eps", "feature_centering", "head_init",
+    "trainable_blocks",
+    "lambda_copeak", "lambda_affinity", "lambda_saliency", "alpha", "copeak_form", "affinity_reduction",
+    "copeak_window", "copeak_threshold",
+    "batch_size", "lr", "lr_head", "bias_lr_mult", "betas", "weight_decay", "seed",
+    "prior", "prior_power", "prior_work_size",
+)  # fmt: skip
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -33,9 +33,13 @@ def copeak_loss(Ts: torch.Tensor, peaks: torch.Tensor, form: str = "code", eps: 
     - ``form="code"`` (default): ``−log σ(a)``;
     - ``form="paper"``: ``−log(max(a, eps))`` (the clamp keeps log 0 away).
 
-    A pair with no peaks has ``a = 0`` (the smallest value Tˢ can take), so its loss is
-    the form's largest value — ``log 2`` for "code", ``−log eps`` for "paper" — and its
-    gradient is zero.
+    A pair with no peaks has ``a = 0``: its loss is the form's value at 0 — ``log 2`` for "code",
+    ``−log eps`` for "paper" — and its gradient is zero.
+
+    Tˢ ∈ [0, 1) only for the paper's non-negative (post-ReLU) features. Centred features
+    (``Config.feature_centering="batch"``) give T, and so Tˢ, in [−1, 1], and ``a`` can be negative:
+    the "code" form then exceeds ``log 2`` and still pulls ``a`` up; the "paper" form clamps every
+    ``a ≤ eps`` to ``eps``, so such a pair gets its largest loss and no gradient.
     """
     if peaks.shape != Ts.shape:
         raise ValueError(f"peaks must have the shape of Ts {tuple(Ts.shape)}; got {tuple(peaks.shape)}.")

@@ -13,6 +13,7 @@ cheap last step.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -117,16 +118,43 @@ class Result:
             ground_truth = self.collection.gt_masks
         return evaluate(self.predictions(), ground_truth)
 
+    def file_names(self) -> list[str]:
+        """Each image's file name relative to the folder it was read from, with its extension (``"a.jpg"``;
+        for paths from several folders, relative to their common folder: ``"day/a.jpg"``). An image given
+        as an array has no file: its name stands in."""
+        paths = self.collection.paths if self.collection is not None else [None] * len(self)
+        if len(paths) != len(self) or any(p is None for p in paths):
+            return [r.name for r in self.images]
+        root = Path(os.path.commonpath([str(Path(p).absolute().parent) for p in paths]))
+        return [Path(p).absolute().relative_to(root).as_posix() for p in paths]
+
+    def output_stems(self) -> list[str]:
+        """The stem of each image's output files (``<stem>_instances.png``, ``<stem>_overlay.png``): its file name
+        *with* the extension, folders joined by ``_`` (``"a.jpg"``, ``"day_a.jpg"``), so ``a.jpg`` and ``a.png`` write
+        ``a.jpg_instances.png`` and ``a.png_instances.png``. Unique: a clash left over gets ``_2``, ``_3``, …"""
+        stems, seen = [], set()
+        for name in self.file_names():
+            stem = candidate = name.replace("/", "_")
+            k = 1
+            while candidate in seen:
+                k += 1
+                candidate = f"{stem}_{k}"
+            seen.add(candidate)
+            stems.append(candidate)
+        return stems
+
     def to_coco(self, path: str | Path, category: str = "object") -> Path:
         """Write COCO *results* JSON (segmentation as RLE, score, bbox; image ids 1…N in order) atomically.
 
-        Also writes ``<path stem>_images.json`` beside it with the image list (id, file_name, height, width)."""
+        Also writes ``<path stem>_images.json`` beside it with the image list (id, file_name, height, width);
+        ``file_name`` is the image's real file name (:meth:`file_names`), so tools that match predictions to a
+        ground-truth file's images by name find them."""
         import pycocotools.mask as mask_utils
 
         detections, images = [], []
-        for image_id, r in enumerate(self.images, start=1):
+        for image_id, (r, file_name) in enumerate(zip(self.images, self.file_names()), start=1):
             h, w = r.shape
-            images.append({"id": image_id, "file_name": r.name, "height": int(h), "width": int(w)})
+            images.append({"id": image_id, "file_name": file_name, "height": int(h), "width": int(w)})
             if len(r.masks):
                 rles = mask_utils.encode(np.asfortranarray(r.masks.transpose(1, 2, 0).astype(np.uint8)))
                 boxes = mask_utils.toBbox(rles)
@@ -142,15 +170,15 @@ class Result:
         return path
 
     def save(self, folder: str | Path, overlays: bool = True) -> Path:
-        """Write per image ``<name>_instances.png`` (0 = background, k = instance k, best first) and,
-        with ``overlays``, ``<name>_overlay.png``; plus ``instances.json`` (COCO results). Atomic per file."""
+        """Write per image ``<file name>_instances.png`` (0 = background, k = instance k, best first) and,
+        with ``overlays``, ``<file name>_overlay.png``, the file name with its extension (``a.jpg_instances.png``,
+        see :meth:`output_stems`); plus ``instances.json`` (COCO results). Atomic per file."""
         from PIL import Image
 
         from .viz import overlay_figure
 
         folder = atomic.ensure_writable_folder(folder)
-        for r in self.images:
-            stem = Path(r.name).stem
+        for r, stem in zip(self.images, self.output_stems()):
             ids = np.zeros(r.shape, np.uint16 if len(r.masks) > 255 else np.uint8)
             for k in range(len(r.masks) - 1, -1, -1):  # best instance drawn last, on top
                 ids[r.masks[k]] = k + 1
@@ -237,10 +265,11 @@ def select_all(images: list[ImageResult], config: Config) -> None:
             every = ranking_terms_of(r, config)  # cached: computed once per set of ranking options
             terms = {"inside": every["inside"][:, use], "contour": every["contour"][:, use], "background": every["background"]}
         weights = None
-        if config.instance_score == "ranking_x_peak":  # the peak's own co-saliency S̃ = sigmoid(Z)
-            weights = 1.0 / (1.0 + np.exp(-r.peak_values[use].astype(np.float64)))
-        elif config.instance_score != "ranking":
+        if config.instance_score not in ("ranking", "ranking_x_peak"):
             raise ValueError(f"Unknown instance_score {config.instance_score!r}; use 'ranking' or 'ranking_x_peak'.")
+        if config.instance_score == "ranking_x_peak" and config.use_cosaliency_in_ranking:
+            # the peak's own co-saliency S̃ = sigmoid(Z); without co-saliency (paper Table 3) the score is R alone
+            weights = 1.0 / (1.0 + np.exp(-r.peak_values[use].astype(np.float64)))
         idx, scores, peak_ids = select_instances(r.proposals, r.heatmaps[use] if terms is None else None, r.saliency_work,
                                                  peak_weights=weights, terms=terms,
                                                  **options)  # fmt: skip

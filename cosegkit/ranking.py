@@ -266,6 +266,26 @@ def class_filter(scores_per_image: list[np.ndarray], percentile: float = 20.0) -
     return keep
 
 
+MIN_PEAK_WEIGHT = 1e-12  # weights below count as this (weigh_scores divides by them)
+
+
+def weigh_scores(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Instance scores from R and non-negative peak weights w (e.g. S̃ at the peak), both ``(K,)`` → ``(K,)``:
+    ``R · w`` where R ≥ 0 and ``R / w`` where R < 0.
+
+    A larger weight always moves a score up, whatever R's sign, so with the same R a weaker peak never
+    ranks above a stronger one. ``R · w`` alone would do the opposite for R < 0 (e.g. an all-zero heat
+    map, R = −γ⟨1 − S, P⟩: the lower the weight, the closer to 0). For a fixed weight the score still
+    grows with R and is continuous at R = 0. Weights below ``MIN_PEAK_WEIGHT`` count as that.
+
+    >>> weigh_scores(np.array([0.2, 0.2, -0.5, -0.5]), np.array([0.5, 0.25, 0.5, 0.25])).tolist()
+    [0.1, 0.05, -1.0, -2.0]
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    weights = np.maximum(np.asarray(weights, dtype=np.float64), MIN_PEAK_WEIGHT)
+    return np.where(scores >= 0, scores * weights, scores / weights)
+
+
 def select_instances(
     proposals,
     heatmaps: np.ndarray | None,
@@ -280,13 +300,15 @@ def select_instances(
     nms_iou: float = 0.4,
     peak_weights: np.ndarray | None = None,
     terms: dict | None = None,
+    gamma_reference_area: float = GAMMA_REFERENCE_AREA,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image's instances: rank → best proposal per peak → de-duplicate → mask NMS.
 
     proposals: ``P`` proposals at ``(h, w)``; heatmaps: ``(M, h, w)``; saliency: ``(h, w)``;
-    peak_weights: ``(M,)`` non-negative factors for the scores of each peak's instance (e.g. the
-    co-saliency S̃ at the peak; None: the score is R, as in the paper). A positive factor does
-    not change which proposal a peak picks, only how its instance ranks against the others.
+    peak_weights: ``(M,)`` non-negative weights of each peak's instance (e.g. the co-saliency S̃ at
+    the peak; None: the score is R, as in the paper), applied by :func:`weigh_scores` (R·w for R ≥ 0,
+    R / w for R < 0). A weight does not change which proposal a peak picks, only how its instance
+    ranks against the others.
     terms: :func:`ranking_terms` of these heat maps, if already computed (then ``heatmaps`` may be
     None, and the options that shaped the terms are ignored).
     Returns ``proposal_indices (K,)``, ``scores (K,)`` and ``peak_ids (K,)`` (the peak
@@ -302,13 +324,14 @@ def select_instances(
     if terms is None:
         terms = ranking_terms(proposals, heatmaps, saliency, contour_width=contour_width, use_cosaliency=use_cosaliency,
                               heatmap_norm=heatmap_norm, saliency_norm=saliency_norm)  # fmt: skip
-    scores = combine_terms(terms, proposals.shape, beta=beta, gamma=gamma, gamma_mode=gamma_mode)
+    scores = combine_terms(terms, proposals.shape, beta=beta, gamma=gamma, gamma_mode=gamma_mode,
+                           gamma_reference_area=gamma_reference_area)  # fmt: skip
     best_index, best_score = select_per_peak(scores)
     if peak_weights is not None:
         weights = np.asarray(peak_weights, dtype=np.float64).reshape(-1)
         if weights.shape != best_score.shape or (weights < 0).any():
             raise ValueError(f"peak_weights must be {best_score.shape} and non-negative; got {weights.shape}.")
-        best_score = best_score * weights
+        best_score = weigh_scores(best_score, weights)
 
     order = np.argsort(-best_score, kind="stable")  # best first, so np.unique keeps the best peak
     _, first = np.unique(best_index[order], return_index=True)

@@ -1,13 +1,13 @@
 """Stage 1 — co-peak search: optimise the co-saliency network on the collection itself.
 
 One epoch shuffles the N images and visits them in batches of ``batch_size`` (6);
-a short last batch is filled with randomly repeated images. Inside a batch of
-six the pairs are (1, 4), (2, 5), (3, 6). For every batch:
+a short last batch is filled with randomly repeated images, never opposite
+themselves. Inside a batch of six the pairs are (1, 4), (2, 5), (3, 6). For every batch:
 
     loss = Σ_pairs [λt · co-peak loss + λa · affinity loss] + λs · Σ_images saliency loss
 
 The optimiser is Adam with classic (coupled) L2 weight decay; biases learn
-``bias_lr_mult`` times faster. With ``Config.trainable_blocks = k`` only the last
+``bias_lr_mult`` times faster; batch-norm scale and shift learn at the plain rate, undecayed. With ``Config.trainable_blocks = k`` only the last
 k backbone blocks and the head are trained and the frozen front is computed once.
 
 Checkpoints are written atomically after every epoch; ``fit(..., resume=True)``
@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import atomic
-from .config import Config
+from .config import TRAINING_FIELDS, Config
 from .correlation import center_features, co_peaks, correlation_tensor, normalize_features, saliency_guided
 from .data import Collection
 from .ddt import ddt_head
@@ -58,14 +58,25 @@ def batch_plan(n_images: int, batch_size: int, rng: np.random.Generator) -> list
     """One epoch of batches: a shuffled order cut into ``batch_size`` pieces; a short last
     batch is filled with randomly chosen images (repeats). Returns a list of index arrays (batch_size,).
 
+    No image is ever paired with itself (:func:`pair_indices`: position k against k + B/2), whose
+    correlation would be trivial (Tᵢᵢ's diagonal ≈ 1): a filler that lands opposite an image is drawn
+    uniformly from the other N − 1 images; any other filler from all N. With N ≥ 2 that always works.
+
     >>> [b.tolist() for b in batch_plan(4, 6, np.random.default_rng(0))]  # doctest: +SKIP
     [[2, 3, 0, 1, 3, 1]]
     """
     order = rng.permutation(n_images)
     batches = [order[i : i + batch_size] for i in range(0, n_images, batch_size)]
-    short = batch_size - len(batches[-1])
-    if short:
-        batches[-1] = np.concatenate([batches[-1], rng.choice(n_images, size=short, replace=True)])
+    if len(batches[-1]) < batch_size:
+        last = batches[-1].tolist()
+        half = batch_size // 2
+        for j in range(len(last), batch_size):
+            if half <= j < 2 * half:  # opposite position j − half, already filled: anything but that image
+                pick = int(rng.integers(n_images - 1))
+                last.append(pick + (pick >= last[j - half]))
+            else:  # its partner (if any) comes later and will avoid it
+                last.append(int(rng.integers(n_images)))
+        batches[-1] = np.asarray(last, dtype=order.dtype)
     return batches
 
 
@@ -112,18 +123,26 @@ def batch_losses(net: CoSaliencyNet, front: torch.Tensor, priors: torch.Tensor, 
 
 
 def make_optimizer(net: CoSaliencyNet, config: Config) -> torch.optim.Adam:
-    """Adam with four groups: backbone weights/biases (lr, lr·bias_mult) and head weights/biases
-    (lr_head, lr_head·bias_mult). Weight decay (coupled L2) on weights only."""
+    """Adam with five groups: backbone weights, biases and batch-norm parameters (lr, lr·bias_mult, lr) and head
+    weights and biases (lr_head, lr_head·bias_mult). Weight decay (coupled L2) on weights only.
+
+    Batch-norm scale and shift are neither weights nor biases of a convolution: they get the plain learning rate
+    (not the bias multiplier, a MatConvNet habit for convolution biases) and no weight decay (decaying a scale
+    towards 0 would shrink the layer's output, not regularise it), as most codebases do.
+    """
     lr_head = config.lr_head if config.lr_head is not None else config.lr
-    groups = {"backbone_w": [], "backbone_b": [], "head_w": [], "head_b": []}
+    norm_params = {id(p) for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for p in m.parameters()}
+    groups = {"backbone_w": [], "backbone_b": [], "backbone_norm": [], "head_w": [], "head_b": []}
     for name, p in net.named_parameters():
         if not p.requires_grad:
             continue
         part = "head" if name.startswith("head.") else "backbone"
-        groups[f"{part}_{'b' if p.ndim == 1 else 'w'}"].append(p)
+        kind = "norm" if id(p) in norm_params else "b" if p.ndim == 1 else "w"
+        groups[f"{part}_{kind}"].append(p)
     settings = {
         "backbone_w": (config.lr, config.weight_decay),
         "backbone_b": (config.lr * config.bias_lr_mult, 0.0),
+        "backbone_norm": (config.lr, 0.0),
         "head_w": (lr_head, config.weight_decay),
         "head_b": (lr_head * config.bias_lr_mult, 0.0),
     }
@@ -133,15 +152,16 @@ def make_optimizer(net: CoSaliencyNet, config: Config) -> torch.optim.Adam:
     return torch.optim.Adam(param_groups, betas=config.betas)
 
 
-def collection_fingerprint(collection: Collection, config: Config) -> str:
-    """A hash of the images and of every config field that changes training (resume safety)."""
+def collection_fingerprint(collection: Collection, config: Config, fields=TRAINING_FIELDS) -> str:
+    """A hash of the images and of the config ``fields`` (default: :data:`cosegkit.config.TRAINING_FIELDS`,
+    every field that changes training, so a checkpoint resumes after any inference option changed)."""
     h = hashlib.sha256()
     for name, image in zip(collection.names, collection.images):
         h.update(name.encode())
         h.update(str(image.shape).encode())
         h.update(hashlib.sha256(np.ascontiguousarray(image[::7, ::7])).digest())
-    training_fields = {k: v for k, v in config.to_dict().items() if k not in {"device", "progress", "num_workers", "epochs"}}
-    h.update(json.dumps(training_fields, sort_keys=True, default=str).encode())
+    values = {k: getattr(config, k) for k in fields}
+    h.update(json.dumps(values, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
 
@@ -197,7 +217,9 @@ def fit(
         collection: at least 2 images of one category.
         config: a :class:`Config` (default: the ``lite`` preset).
         checkpoint: file written atomically after every epoch (None: no checkpoint).
-        resume: continue from ``checkpoint`` if it exists and belongs to the same images and config.
+        resume: continue from ``checkpoint`` if it exists and belongs to the same images and the same values of
+            every field that changes training (:data:`cosegkit.config.TRAINING_FIELDS`; inference options and
+            ``epochs`` may differ).
         priors: (N, S, S) saliency priors at the input size (computed when None).
         user_maps: the user's own saliency maps (see :func:`cosegkit.saliency.prior_maps`).
         callback: called as ``callback(epoch, record, net)`` after every epoch (e.g. live plots).

@@ -26,6 +26,7 @@ ipywidgets is imported only by the builders, so the view functions work without 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ def example_collection(name: str = "pennfudan", n_images: int = 6, seed: int = 0
 
 
 def fit_cached(collection: Collection, config: Config, folder: str | Path = "outputs/notebooks", **fit_kwargs):
-    """:func:`cosegkit.train.fit` with a checkpoint named after the images and the whole config.
+    """:func:`cosegkit.train.fit` with a checkpoint named after the images and the config fields that change training.
 
     The first call trains and writes ``folder/fit_<version>_<fingerprint>_e<epochs>.pt`` after
     every epoch; a later call with the same images and settings (in this notebook or another)
@@ -521,7 +522,8 @@ def cosegment_cached(collection: Collection, config: Config, folder: str | Path 
     from .pipeline import cosegment
     from .train import collection_fingerprint
 
-    path = Path(folder) / f"result_{__version__}_{collection_fingerprint(collection, config)}_e{config.epochs}.pt"
+    fields = [f.name for f in dataclasses.fields(config) if f.name not in ("device", "num_workers", "progress")]
+    path = Path(folder) / f"result_{__version__}_{collection_fingerprint(collection, config, fields)}_e{config.epochs}.pt"
     if path.exists():
         result = torch.load(path, map_location=config.torch_device, weights_only=False)
         print(f"Loaded the result computed earlier from {path} (delete it to recompute).")

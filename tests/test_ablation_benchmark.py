@@ -107,7 +107,9 @@ def test_rows_without_training_run_once():
     base, seeds = preset("lite"), [0, 1, 2]
     rows = ablation.builtin_rows(base)
     assert ablation.row_seeds(rows["full"], base, seeds) == seeds
-    assert ablation.row_seeds(rows["untrained"], base, seeds) == [0]
+    assert ablation.row_seeds(rows["untrained"], base, seeds) == seeds  # its random head depends on the seed
+    assert rows["untrained"].random_head and not rows["full"].random_head
+    assert ablation.row_seeds(rows["ddt"], base, seeds) == [0]
     assert ablation.row_seeds(rows["prior"], base, seeds) == [0]
 
 

@@ -141,6 +141,15 @@ def test_load_coco_polygons_rle_and_crowd(coco_files):
     np.testing.assert_array_equal(with_crowd.gt_masks[0][2], CROWD_MASK)
 
 
+def test_load_coco_protocol_split(coco_files):
+    """The tune / report split (a hash of the file name): 000000000001.png and …3.png tune, …2.png reports."""
+    json_path, image_dir = coco_files
+    tune = load_coco(json_path, image_dir, category="dog", protocol_split="tune")
+    assert tune.names == ["000000000001", "000000000003"]
+    with pytest.raises(ValueError, match="1 image"):  # CollectionError  # the split is applied before the count
+        load_coco(json_path, image_dir, category="dog", protocol_split="report")
+
+
 def test_load_coco_category_by_name_or_id_and_filters(coco_files):
     json_path, image_dir = coco_files
     by_name = load_coco(json_path, image_dir, category="DOG")
@@ -151,7 +160,7 @@ def test_load_coco_category_by_name_or_id_and_filters(coco_files):
     assert load_coco(json_path, image_dir, category="dog", max_images=2).names == by_name.names[:2]
     single = load_coco(json_path, image_dir, category="dog", require_single_category=True)
     assert single.names == ["000000000001", "000000000002"]  # image 3 also shows a person
-    with pytest.raises(CollectionError, match="1 image"):  # only image 1 has two dogs
+    with pytest.raises(ValueError, match="1 image"):  # CollectionError  # only image 1 has two dogs
         load_coco(json_path, image_dir, category="dog", min_instances=2)
     people = load_coco(json_path, image_dir, category="person")
     assert people.names == ["000000000003", "000000000004"] and [len(m) for m in people.gt_masks] == [1, 1]

@@ -43,6 +43,22 @@ def test_copeak_loss_without_peaks_is_defined():
     assert torch.equal(Ts.grad, torch.zeros_like(Ts))
 
 
+def test_copeak_loss_with_a_negative_mean_from_centred_features():
+    """Centred features make Tˢ negative: the code form exceeds log 2 and still has a gradient; the paper form
+    clamps the mean to eps (its largest loss) and has none — as copeak_loss's docstring says."""
+    Ts = torch.tensor([-0.5, 0.1], **f64).view(1, 1, 1, 1, 2).requires_grad_(True)
+    peaks = torch.ones(1, 1, 1, 1, 2, dtype=torch.bool)  # mean −0.2
+    code = copeak_loss(Ts, peaks, form="code")
+    assert code.item() == pytest.approx(math.log(1 + math.exp(0.2))) and code.item() > math.log(2)
+    code.sum().backward()
+    assert (Ts.grad < 0).all()  # raising Tˢ lowers the loss
+    Ts.grad = None
+    paper = copeak_loss(Ts, peaks, form="paper", eps=1e-6)
+    assert paper.item() == pytest.approx(-math.log(1e-6))
+    paper.sum().backward()
+    assert torch.equal(Ts.grad, torch.zeros_like(Ts))
+
+
 def test_copeak_loss_rejects_unknown_form():
     with pytest.raises(ValueError, match="code"):
         copeak_loss(torch.rand(1, 1, 1, 1, 1), torch.ones(1, 1, 1, 1, 1, dtype=torch.bool), form="log")

@@ -55,3 +55,48 @@ def test_ddt_row_gives_the_components_of_the_positive_indicator(untrained):
         positive = resize_map(d, image.shape[:2]) > 0
         assert not (masks & ~positive).any()  # components lie inside the positive side
         assert np.all(np.diff(scores) <= 0)
+
+
+def test_the_untrained_row_has_a_random_seeded_head_with_peaks(untrained):
+    """quality.untrained_network: the head's weights are drawn (seeded), so Z has peaks and instances are found."""
+    collection, config, _ = untrained
+    a = quality.untrained_network(collection, config)
+    b = quality.untrained_network(collection, config)
+    c = quality.untrained_network(collection, config.replace(seed=1))
+    assert torch.equal(a.net.head.weight, b.net.head.weight)  # seeded
+    assert not torch.equal(a.net.head.weight, c.net.head.weight)
+    bound = 1 / a.net.head.weight[0].numel() ** 0.5
+    assert 0 < float(a.net.head.weight.detach().abs().max()) <= bound
+    z, _ = quality.network_maps(a.net, collection.images[:1], config)[0]
+    assert np.ptp(z) > 0
+    result = cosegment(collection, config, net=a)
+    assert all(len(r.peaks) > 0 for r in result.images) and result.n_instances > 0
+
+
+def test_untrained_diagnostics_read_the_images_at_the_inference_size(untrained):
+    """The diagnostics of the untrained row see Z on the grid the method's rows use (inference_size), not image_size."""
+    collection, config, fitted = untrained
+    finer = config.replace(inference_size=2 * config.image_size)
+    (z, s), = quality.network_maps(fitted.net, collection.images[:1], finer)
+    coarse, = quality.network_maps(fitted.net, collection.images[:1], config)
+    assert z.shape == tuple(2 * n for n in coarse[0].shape)
+    result = cosegment(collection.subset([0, 1]), finer, net=fitted.net)
+    assert z.shape == result.images[0].logits.shape
+    assert s.shape == collection.images[0].shape[:2]
+
+
+def test_load_measures_the_split_it_is_asked_for(tmp_path):
+    """--split: the synthetic collection's report images are another seed; real collections go through the loaders."""
+    tune = quality.load("synthetic", 2, None, "tune")
+    report = quality.load("synthetic", 2, None, "report")
+    assert not np.array_equal(tune.images[0], report.images[0])
+    assert np.array_equal(quality.load("synthetic", 2, None).images[0], tune.images[0])  # "all": seed 0, as before
+    assert quality.SPLITS[0] == "report"  # the default of --split
+    assert "PennPed" in quality.SPLIT_TEXT["report"] and "FudanPed" in quality.SPLIT_TEXT["tune"]
+
+
+def test_main_writes_the_split_into_the_table(tmp_path):
+    out = tmp_path / "quality.md"
+    quality.main(["--collections", "synthetic", "--max-images", "3", "--epochs", "1", "--preset", "tiny", "--out", str(out)])
+    text = out.read_text()
+    assert "synthetic (report)" in text and "report split" in text

@@ -317,3 +317,46 @@ def test_peak_weights_reorder_instances_without_changing_the_choice():
     np.testing.assert_array_equal(peaks_w, [1, 0])
     with pytest.raises(ValueError, match="peak_weights"):
         select_instances(props, heat, S, peak_weights=np.array([1.0]))
+
+
+def test_select_instances_and_ranking_scores_agree_on_the_reference_area():
+    """One code path: select_instances weighs γ with the same reference area as ranking_scores."""
+    props, heat, S = scene()
+    options = dict(gamma=0.05, gamma_mode="area", contour_width=3, gamma_reference_area=48)
+    R = ranking_scores(props, heat, S, **options)
+    # h·w = 24: the penalty is 0.1·⟨1−S,P⟩. Peak 1: P0 1.35, P2 0.7 − 0.6 = 0.1; peak 2: P3 0.9 − 0.2 = 0.7
+    np.testing.assert_allclose(R[:, 0], [1.35, 0.6, 0.1, 0.225 - 0.2], atol=1e-12)
+    idx, score, peak = select_instances(props, heat, S, **options)
+    np.testing.assert_array_equal(idx, [0, 3])
+    np.testing.assert_allclose(score, [R[0, 0], R[3, 1]], atol=1e-12)
+    np.testing.assert_allclose(score, [1.35, 0.7], atol=1e-12)
+
+
+def test_weigh_scores_by_hand():
+    """R · w for R ≥ 0, R / w for R < 0: a larger weight always moves a score up."""
+    from cosegkit.ranking import weigh_scores
+
+    R = np.array([-0.5, -0.5, 0.2, 0.2, 0.0])
+    w = np.array([0.9, 0.3, 0.9, 0.3, 0.5])
+    np.testing.assert_allclose(weigh_scores(R, w), [-0.5 / 0.9, -0.5 / 0.3, 0.18, 0.06, 0.0])
+    assert np.isfinite(weigh_scores(np.array([-1.0]), np.array([0.0]))).all()  # no division by zero
+
+
+def test_a_weaker_peak_never_ranks_above_a_stronger_one_with_negative_r():
+    """Two peaks whose best proposals have the same R < 0 (γ outweighs the heat): the stronger peak ranks first.
+
+    S = 0.5 everywhere, γ = 4; peak a's heat on pixel (1, 1), peak b's on (2, 4); proposals: those two pixels and
+    the whole image. Each peak picks its own pixel: R = 0.8·0.5 + 0.5 − 4·0.5 = −1.1 (the other pixel −2, the whole
+    image 0.4 − 4·12 = −47.6). Weights 0.9 and 0.3: scores −1.1 / 0.9 and −1.1 / 0.3, so a first (R × w would give
+    −0.99 and −0.33 and put the weaker b first)."""
+    masks = [box(H, W, (1, 2), (1, 2)), box(H, W, (2, 3), (4, 5)), box(H, W, (0, 4), (0, 6))]
+    heat = np.zeros((2, H, W))
+    heat[0, 1, 1] = heat[1, 2, 4] = 1.0
+    S = np.full((H, W), 0.5)
+    options = dict(gamma=4.0, contour_width=3)
+    R = ranking_scores(DenseProposals(masks), heat, S, **options)
+    np.testing.assert_allclose(R, [[-1.1, -2.0], [-2.0, -1.1], [-47.6, -47.6]], atol=1e-12)
+    idx, score, peak = select_instances(DenseProposals(masks), heat, S, peak_weights=np.array([0.9, 0.3]), **options)
+    np.testing.assert_array_equal(peak, [0, 1])
+    np.testing.assert_array_equal(idx, [0, 1])
+    np.testing.assert_allclose(score, [-1.1 / 0.9, -1.1 / 0.3], atol=1e-12)

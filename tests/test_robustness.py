@@ -166,8 +166,9 @@ def test_every_awkward_image_is_segmented_at_its_own_size(awkward):
         assert 0 <= r.saliency.min() <= r.saliency.max() <= 1
         assert np.isfinite(r.scores).all() and np.all(np.diff(r.scores) <= 0), r.name
         assert np.isfinite(r.heatmaps).all(), r.name
-        assert np.asarray(Image.open(out / f"{r.name}_instances.png")).shape == (h, w), r.name  # Result.save
-        assert (out / f"{r.name}_overlay.png").exists()
+    for r, (h, w), path in zip(result.images, collection.sizes, collection.paths):
+        assert np.asarray(Image.open(out / f"{path.name}_instances.png")).shape == (h, w), r.name  # Result.save
+        assert (out / f"{path.name}_overlay.png").exists()
     coco = json.loads((out / "instances_images.json").read_text())["images"]
     assert [(i["height"], i["width"]) for i in coco] == collection.sizes
 

@@ -40,7 +40,7 @@ def test_optimizer_groups_bias_multiplier_and_weight_decay():
     opt = make_optimizer(net, config)
     groups = {g["name"]: g for g in opt.param_groups}
     assert groups["head_w"]["lr"] == 1e-4 and groups["head_b"]["lr"] == 2e-4
-    assert groups["backbone_w"]["lr"] == 1e-5 and groups["backbone_b"]["lr"] == 2e-5
+    assert groups["backbone_w"]["lr"] == 1e-5 and groups["backbone_norm"]["lr"] == 1e-5  # its convolutions have no bias
     assert groups["head_w"]["weight_decay"] == 5e-4 and groups["head_b"]["weight_decay"] == 0.0
     n_trained = sum(p.numel() for g in opt.param_groups for p in g["params"])
     n_expected = sum(p.numel() for p in net.backbone[-1].parameters()) + sum(p.numel() for p in net.head.parameters())
@@ -162,3 +162,60 @@ def test_feature_centering_changes_the_pair_losses_only(collection):
 def test_unknown_feature_centering_is_refused_before_training(collection):
     with pytest.raises(ValueError, match="feature_centering must be one of"):
         fit(collection, preset("tiny", epochs=0, image_size=64, feature_centering="collection"))
+
+
+def test_resume_ignores_inference_options_and_refuses_training_changes(collection, tmp_path):
+    """The checkpoint fingerprint covers the fields that change training (``TRAINING_FIELDS``) and nothing else."""
+    config = preset("tiny", epochs=1, image_size=64)
+    ckpt = tmp_path / "run.pt"
+    fit(collection, config, checkpoint=ckpt)
+    resumed = fit(collection, config.replace(epochs=2, beta=0.5, nms_iou=0.3, inference_size=128), checkpoint=ckpt,
+                  resume=True)  # fmt: skip
+    assert [h["epoch"] for h in resumed.history] == [1, 2]  # epoch 1 came from the checkpoint
+    with pytest.raises(ValueError, match="other images or another configuration"):
+        fit(collection, config.replace(epochs=2, lr=2 * config.lr), checkpoint=ckpt, resume=True)
+
+
+def test_every_config_field_is_sorted_into_training_or_not():
+    """A new Config field must be classified: add it to ``TRAINING_FIELDS`` when it changes training, else here."""
+    import dataclasses
+
+    from cosegkit.config import TRAINING_FIELDS, Config
+
+    not_training = {"inference_size", "peak_threshold", "peak_window", "heatmap_power", "heatmap_norm", "beta", "gamma",
+                    "gamma_mode", "contour_width", "use_cosaliency_in_ranking", "ranking_saliency",
+                    "ranking_saliency_norm", "instance_score", "nms_iou", "class_filter", "class_percentile",
+                    "proposal_max_side", "proposal_min_area", "proposal_max_area", "epochs", "device", "num_workers",
+                    "progress"}  # fmt: skip
+    names = {f.name for f in dataclasses.fields(Config)}
+    assert set(TRAINING_FIELDS) | not_training == names
+    assert not set(TRAINING_FIELDS) & not_training
+    assert {"lr", "seed", "backbone", "prior", "feature_centering", "lambda_copeak"} <= set(TRAINING_FIELDS)
+
+
+def test_batch_norm_parameters_get_the_plain_learning_rate_and_no_weight_decay():
+    config = preset("lite", lr=1e-5, lr_head=1e-4, bias_lr_mult=2.0, weight_decay=5e-4, trainable_blocks=1)
+    net = CoSaliencyNet("simple", pretrained=False)
+    net.set_trainable(config.trainable_blocks)
+    norms = [p for m in net.backbone[-1].modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()]
+    assert norms  # the last block of the simple backbone has a batch norm
+    groups = {g["name"]: g for g in make_optimizer(net, config).param_groups}
+    assert groups["backbone_norm"]["lr"] == 1e-5 and groups["backbone_norm"]["weight_decay"] == 0.0
+    ids = {id(p) for p in groups["backbone_norm"]["params"]}
+    assert ids == {id(p) for p in norms}
+    assert "backbone_b" not in groups  # not treated as biases (×2 lr): the simple backbone's convolutions have none
+    assert not ids & {id(p) for p in groups["backbone_w"]["params"]}  # nor as weights (decayed)
+
+
+@pytest.mark.parametrize("n_images", [2, 3, 4, 5, 7, 8, 13])
+def test_no_image_is_paired_with_itself(n_images):
+    """Pairs are (0, B/2), (1, B/2 + 1), …: no batch of any epoch puts an image against itself."""
+    n, m = pair_indices(6)
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        for _ in range(3):  # consecutive epochs share the generator
+            batches = batch_plan(n_images, 6, rng)
+            assert sorted(np.concatenate(batches)[:n_images].tolist()) == list(range(n_images))  # every image once
+            for batch in batches:
+                assert len(batch) == 6
+                assert not np.any(batch[n.numpy()] == batch[m.numpy()]), (seed, batch)

@@ -11,6 +11,7 @@ the original image resolution (evaluation happens there).
     load_voc_instances     PASCAL VOC 2012 (SegmentationObject PNGs) or SBD (inst/*.mat)
     load_collection        a folder of images without ground truth (from cosegkit.data)
     download_*             one-time downloads into a cache folder (Penn-Fudan, balloon, COCO annotations)
+    protocol_split_of      the fixed tune / report split of an image (loaders: protocol_split="tune" | "report")
 
 Real data sets are looked up under ``data_root()``.
 """
@@ -62,8 +63,10 @@ from .coco import (COCO_VOC_CATEGORIES, CocoCollections, CollectionStats, build_
 from .splits import SPLITS, split_collection, split_indices  # noqa: E402
 from .download import download_balloon, download_coco_annotations, download_pennfudan  # noqa: E402
 from .voc import VOC_CLASSES, VOC_TO_COCO, load_voc_instances  # noqa: E402
+from .protocol import PROTOCOL_SPLITS, protocol_indices, protocol_split_of  # noqa: E402
 
 __all__ = ["data_root", "load_pennfudan", "load_via", "load_balloon", "synthetic_collection", "DATA_ENV",
            "load_collection", "load_coco", "read_coco", "merge_coco_annotations", "build_collections",
            "CocoCollections", "CollectionStats", "COCO_VOC_CATEGORIES", "load_voc_instances", "VOC_CLASSES",
-           "VOC_TO_COCO", "download_pennfudan", "download_balloon", "download_coco_annotations"]
+           "VOC_TO_COCO", "download_pennfudan", "download_balloon", "download_coco_annotations", "PROTOCOL_SPLITS",
+           "protocol_indices", "protocol_split_of"]

@@ -40,6 +40,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from ..data import Collection, CollectionError, ImageLoadError, _to_rgb_array, load_image
+from .protocol import protocol_indices
 from .voc import VOC_TO_COCO
 
 #: COCO category names of the 20 PASCAL VOC classes ("COCO-VOC"); every other COCO category is "COCO-NONVOC".
@@ -198,7 +199,7 @@ def annotation_mask(segmentation: list | dict, height: int, width: int, what: st
 def load_coco(annotation_json: str | Path | dict | CocoAnnotations, image_dir: str | Path | None = None,
               category: str | int | None = None, max_images: int | None = None, require_single_category: bool = False,
               min_instances: int = 1, include_crowd: bool = False,
-              image_ids: Iterable[int] | None = None) -> Collection:
+              image_ids: Iterable[int] | None = None, protocol_split: str | None = None) -> Collection:
     """The images of one COCO category with one mask per instance.
 
     Args:
@@ -215,6 +216,9 @@ def load_coco(annotation_json: str | Path | dict | CocoAnnotations, image_dir: s
         min_instances: keep images with at least this many instances of ``category``.
         include_crowd: keep crowd regions as instances (default: skip them; see the module docstring).
         image_ids: consider only these image ids (default: every image in the file).
+        protocol_split: ``"tune"``, ``"report"`` (about half each, by a hash of the file name, so an image is on
+            the same side in every category's collection) or None (all); see :mod:`cosegkit.datasets.protocol`.
+            Applied before ``max_images``.
 
     Returns a ``Collection`` sorted by file name; ``gt_masks[n]`` is
     ``(K_n, H_n, W_n) bool`` in annotation-id order, ``category`` the COCO name.
@@ -239,6 +243,7 @@ def load_coco(annotation_json: str | Path | dict | CocoAnnotations, image_dir: s
         if len(own) >= min_instances and (not require_single_category or len(own) == len(annotations)):
             selected.append((coco.images[image_id], own))
     selected.sort(key=lambda item: (str(item[0]["file_name"]), item[0]["id"]))
+    selected = [selected[i] for i in protocol_indices([e["file_name"] for e, _ in selected], protocol_split)]
     if max_images is not None:
         selected = selected[:max_images]
     if len(selected) < 2:
@@ -375,12 +380,14 @@ class CocoCollections(dict):
         self.stats, self.split_stats = stats, split_stats
         self.annotations, self.image_dir, self.min_instances = annotations, image_dir, min_instances
 
-    def load(self, category: str, max_images: int | None = None) -> Collection:
-        """Read one collection's images and masks (only now: building reads no image)."""
+    def load(self, category: str, max_images: int | None = None, protocol_split: str | None = None) -> Collection:
+        """Read one collection's images and masks (only now: building reads no image); ``protocol_split``
+        (``"tune"``, ``"report"``, None) as in :func:`load_coco`."""
         if category not in self:
             raise CollectionError(f"No collection '{category}'; built collections: {', '.join(self) or 'none'}.")
         return load_coco(self.annotations, self.image_dir, category=category, max_images=max_images,
-                         require_single_category=True, min_instances=self.min_instances, image_ids=self[category])
+                         require_single_category=True, min_instances=self.min_instances, image_ids=self[category],
+                         protocol_split=protocol_split)
 
 
 def build_collections(coco_json: str | Path | dict | CocoAnnotations, image_dir: str | Path | None = None,
@@ -388,7 +395,7 @@ def build_collections(coco_json: str | Path | dict | CocoAnnotations, image_dir:
                       verbose: bool = True) -> CocoCollections:
     """Rebuild the paper's COCO collections from an instances file; reads no image.
 
-    The rules (DeepCO3, Sec. 5.1), with crowd regions ignored throughout:
+    The rules (DeepCO3, Sec. 4.1), with crowd regions ignored throughout:
 
     1. keep images whose annotated objects all belong to a single category;
     2. keep images with at least ``min_instances`` instances (2 for COCO);

@@ -15,21 +15,26 @@ import numpy as np
 from PIL import Image
 
 from ..data import Collection, image_files, load_image, masks_from_label_map
+from .protocol import protocol_indices
 
 
-def load_pennfudan(root: str | Path | None = None, max_images: int | None = None) -> Collection:
+def load_pennfudan(root: str | Path | None = None, max_images: int | None = None,
+                   protocol_split: str | None = None) -> Collection:
     """The Penn-Fudan collection (category ``"person"``), images sorted by name.
 
     Args:
         root: the ``PennFudanPed`` folder (or a folder containing it);
             default ``data_root("PennFudanPed")``.
-        max_images: keep only the first ``max_images`` images.
+        max_images: keep only the first ``max_images`` images (of the split).
+        protocol_split: ``"tune"`` (the ``FudanPed`` images), ``"report"`` (the ``PennPed`` images) or None
+            (all); see :mod:`cosegkit.datasets.protocol`.
 
     Returns a ``Collection`` whose ``gt_masks[n]`` is ``(K_n, H_n, W_n) bool``,
     one mask per person, ordered by mask value.
     """
     root = _find_root(root)
     paths = image_files(root / "PNGImages")
+    paths = [paths[i] for i in protocol_indices([p.name for p in paths], protocol_split, rule="prefix")]
     if max_images is not None:
         paths = paths[:max_images]
     images, masks = [], []

@@ -22,17 +22,20 @@ import numpy as np
 from skimage import draw
 
 from ..data import Collection, load_image
+from .protocol import protocol_indices
 
 
 def load_via(json_path: str | Path, image_dir: str | Path | None = None, category: str = "balloon",
-             max_images: int | None = None) -> Collection:
+             max_images: int | None = None, protocol_split: str | None = None) -> Collection:
     """A collection from a VIA project file; images sorted by file name.
 
     Args:
         json_path: the VIA project / export file (``via_region_data.json``).
         image_dir: folder of the images; default the json file's folder.
         category: display name of the object.
-        max_images: keep only the first ``max_images`` images.
+        max_images: keep only the first ``max_images`` images (of the split).
+        protocol_split: ``"tune"``, ``"report"`` (about half each, by a hash of the file name) or None (all);
+            see :mod:`cosegkit.datasets.protocol`.
 
     Supported region shapes: polygon, rect, circle, ellipse (others are
     skipped with a warning). ``gt_masks[n]`` is ``(K_n, H_n, W_n) bool``.
@@ -47,6 +50,7 @@ def load_via(json_path: str | Path, image_dir: str | Path | None = None, categor
     if not isinstance(entries, dict) or not all(isinstance(e, dict) and "filename" in e for e in entries.values()):
         raise ValueError(f"'{json_path}' does not look like a VIA project file (entries with 'filename' and 'regions').")
     entries = sorted(entries.values(), key=lambda e: e["filename"])
+    entries = [entries[i] for i in protocol_indices([e["filename"] for e in entries], protocol_split)]
     if max_images is not None:
         entries = entries[:max_images]
     images, masks, paths = [], [], []
@@ -88,10 +92,12 @@ def region_mask(shape: dict, size: tuple[int, int], filename: str = "") -> np.nd
     return mask
 
 
-def load_balloon(root: str | Path | None = None, split: str = "train", max_images: int | None = None) -> Collection:
+def load_balloon(root: str | Path | None = None, split: str = "train", max_images: int | None = None,
+                 protocol_split: str | None = None) -> Collection:
     """The balloon data set (VIA polygons): ``root/split/via_region_data.json`` with its JPEGs.
 
-    ``root`` defaults to ``data_root("balloon")``.
+    ``root`` defaults to ``data_root("balloon")``. ``split`` is the data set's folder (``"train"``, ``"val"``);
+    ``protocol_split`` (``"tune"``, ``"report"``, None) halves it, see :mod:`cosegkit.datasets.protocol`.
     """
     if root is None:
         from . import data_root
@@ -100,4 +106,4 @@ def load_balloon(root: str | Path | None = None, split: str = "train", max_image
     json_path = Path(root) / split / "via_region_data.json"
     if not json_path.is_file():
         raise FileNotFoundError(f"'{json_path}' not found; expected the balloon layout root/{split}/via_region_data.json.")
-    return load_via(json_path, category="balloon", max_images=max_images)
+    return load_via(json_path, category="balloon", max_images=max_images, protocol_split=protocol_split)
