@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from cosegkit import preset
-from cosegkit.datasets import data_root, load_balloon, load_coco, load_pennfudan, split_collection
+from cosegkit.datasets import data_root, load_balloon, load_coco, load_pennfudan
 from cosegkit.evaluate import evaluate, saliency_auc
 from cosegkit.pipeline import cosegment
 from cosegkit.saliency import resize_map
@@ -33,24 +33,21 @@ COCO_CATEGORIES = ("person", "car", "bottle", "cup", "chair", "bowl")
 
 
 def collections(name: str, split: str, max_images: int | None):
-    """[(label, Collection)] for a collection name and split."""
+    """[(label, Collection)] for a collection name and split (``cosegkit.datasets.protocol``: tune, report or all)."""
+    part = None if split == "all" else split
     if name == "Penn-Fudan":
-        found = [("Penn-Fudan", load_pennfudan(data_root("PennFudanPed")))]
+        found = [("Penn-Fudan", load_pennfudan(data_root("PennFudanPed"), protocol_split=part))]
     elif name == "balloon":
-        found = [("balloon", load_balloon(data_root("balloon")))]
+        found = [("balloon", load_balloon(data_root("balloon"), protocol_split=part))]
     elif name == "coco":
         root = data_root("coco_val_subset")
-        found = [(f"coco/{c}", load_coco(root / "annotations.json", root / "images", category=c, min_instances=2))
-                 for c in COCO_CATEGORIES]
+        found = [(f"coco/{c}", load_coco(root / "annotations.json", root / "images", category=c, min_instances=2,
+                                         protocol_split=part)) for c in COCO_CATEGORIES]
     else:
         raise SystemExit(f"unknown collection {name!r}")
-    out = []
-    for label, col in found:
-        col = split_collection(col, label.split("/")[0], split)
-        if max_images:
-            col = col.subset(range(min(max_images, len(col))))
-        out.append((label, col))
-    return out
+    if max_images:
+        found = [(label, col.subset(range(min(max_images, len(col))))) for label, col in found]
+    return found
 
 
 def parse_variant(text: str) -> dict:

@@ -60,7 +60,6 @@ from .via import load_balloon, load_via  # noqa: E402
 from ..data import load_collection  # noqa: E402
 from .coco import (COCO_VOC_CATEGORIES, CocoCollections, CollectionStats, build_collections,  # noqa: E402
                    load_coco, merge_coco_annotations, read_coco)
-from .splits import SPLITS, split_collection, split_indices  # noqa: E402
 from .download import download_balloon, download_coco_annotations, download_pennfudan  # noqa: E402
 from .voc import VOC_CLASSES, VOC_TO_COCO, load_voc_instances  # noqa: E402
 from .protocol import PROTOCOL_SPLITS, protocol_indices, protocol_split_of  # noqa: E402
