@@ -61,8 +61,9 @@ def build_mobile_sam(checkpoint=None, *, tiny: bool = False):
     from .third_party.tiny_vit_sam import TinyViT
 
     if tiny:
-        size, encoder = 256, TinyViT(img_size=256, in_chans=3, num_classes=0, embed_dims=[8, 16, 16, 32],
-                                     depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_sizes=[4, 4, 4, 4],
+        # (the last stage must have 320 channels: MobileSAM's TinyViT keeps the grid there only for 320, 448, 576)
+        size, encoder = 256, TinyViT(img_size=256, in_chans=3, num_classes=0, embed_dims=[8, 16, 24, 320],
+                                     depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 2], window_sizes=[4, 4, 4, 4],
                                      mlp_ratio=2.0, drop_path_rate=0.0)  # fmt: skip
         transformer = TwoWayTransformer(depth=1, embedding_dim=256, mlp_dim=64, num_heads=2)
         hidden = 32
