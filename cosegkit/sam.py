@@ -168,9 +168,16 @@ class PromptableSegmenter:
             dense_prompt_embeddings=dense,
             multimask_output=True,
         )  # (K, 3, 4e, 4e): the padded square input at a quarter of its side
+        # Sample the low-resolution logits at the centres of the output pixels, mapped into the padded
+        # square input: one bilinear step straight to out_shape (SAM upsamples to the full square, crops
+        # and resizes again: the same masks up to sub-pixel smoothing, at a fraction of the memory).
         side = self.input_side
-        masks = F.interpolate(low_res, (side, side), mode="bilinear", align_corners=False)[..., :h, :w]
-        masks = F.interpolate(masks, out_shape, mode="bilinear", align_corners=False)
+        ys = (torch.arange(out_shape[0], dtype=torch.float32) + 0.5) * (h / out_shape[0]) * (2 / side) - 1
+        xs = (torch.arange(out_shape[1], dtype=torch.float32) + 0.5) * (w / out_shape[1]) * (2 / side) - 1
+        grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)  # (h_out, w_out, 2) as (x, y)
+        K, C = low_res.shape[:2]
+        grid = grid[None].expand(K, -1, -1, -1).to(low_res.device, low_res.dtype)
+        masks = F.grid_sample(low_res, grid, mode="bilinear", padding_mode="border", align_corners=False)
         return masks.float().cpu(), iou.float().cpu()
 
     def predict(self, embedding: ImageEmbedding, points: np.ndarray, labels: np.ndarray,
