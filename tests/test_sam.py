@@ -180,3 +180,25 @@ def test_unknown_proposal_source_is_refused():
     with pytest.raises(ValueError, match="pass peaks and logits"):
         proposals_for(image, preset("tiny", proposals="sam"))
     assert isinstance(proposals_for(image, preset("tiny")), Proposals)
+
+
+def test_quality_benchmark_rows_for_other_sources_share_network_and_peaks(sam_results, tiny, monkeypatch):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("quality_sam", Path(__file__).parents[1] / "benchmarks" / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = quality
+    spec.loader.exec_module(quality)
+    monkeypatch.setattr(sam_module, "segmenter_for", lambda config: tiny)
+    base = sam_results["hierarchy"]
+    rows = quality.other_sources(base, base.config, ["hierarchy", "sam", "both"])
+    assert set(rows) == {"sam", "both"}  # the method's own source is its row already
+    for source, (alt, t_prop, t_rank) in rows.items():
+        assert alt.config.proposals == source and t_prop > 0 and t_rank > 0
+        for a, b, s in zip(alt.images, base.images, sam_results["sam"].images):
+            assert a.heatmaps is b.heatmaps and np.array_equal(a.peaks, b.peaks)
+            expected = s.proposals.n if source == "sam" else b.proposals.n + s.proposals.n
+            assert a.proposals.n == expected
+    assert all(isinstance(r.proposals, Proposals) and not isinstance(r.proposals, PromptedProposals) for r in base.images)
