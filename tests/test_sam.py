@@ -202,3 +202,16 @@ def test_quality_benchmark_rows_for_other_sources_share_network_and_peaks(sam_re
             expected = s.proposals.n if source == "sam" else b.proposals.n + s.proposals.n
             assert a.proposals.n == expected
     assert all(isinstance(r.proposals, Proposals) and not isinstance(r.proposals, PromptedProposals) for r in base.images)
+
+
+def test_command_line_chooses_the_proposal_source():
+    import argparse
+
+    from cosegkit.__main__ import _add_common, _config
+
+    parser = argparse.ArgumentParser()
+    _add_common(parser)
+    assert _config(parser.parse_args(["--proposals", "sam"])).proposals == "sam"
+    assert _config(parser.parse_args([])).proposals == "hierarchy"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--proposals", "mcg"])
