@@ -18,6 +18,8 @@ once, computes heat maps and proposals once, and then scores these rows:
     oracle per peak                every instance a peak falls into gets its best proposal
                                    (an upper bound for the ranking, needs the ground truth)
     --variants ...                 extra ranking settings through rerank (choosing defaults)
+    --proposals hierarchy sam both rows with other proposal sources (Config.proposals) for the same
+                                   network, peaks and heat maps, and their oracle rows
 
 Each cell reads  mAPʳ@0.25 / mAPʳ@0.5 / CorLocʳ / instances per image / seconds per image.
 Seconds count a row's own work: the method row includes training, co-saliency, proposals,
@@ -35,6 +37,7 @@ proposal recall (mean best IoU, R@0.5), the size of the chosen masks and seconds
     python benchmarks/quality.py --max-images 20 --variants          # + default ranking variants
     python benchmarks/quality.py --variants gamma=1e-6 "gamma_mode=area,gamma=1e-6"
     python benchmarks/quality.py --figures /tmp/quality_figures      # overlays of the first images
+    python benchmarks/quality.py --max-images 20 --proposals hierarchy sam both   # MobileSAM at the peaks
 
 Images: ``--split report`` (default) measures the report split, ``tune`` the tune split, ``all`` every
 image (:mod:`cosegkit.datasets.protocol`: Penn-Fudan tunes on FudanPed and reports on PennPed; balloon
@@ -53,7 +56,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -66,7 +69,8 @@ from cosegkit.config import Config, preset
 from cosegkit.datasets import data_root, load_balloon, load_coco, load_pennfudan, synthetic_collection
 from cosegkit.ddt import collection_features, ddt_components, ddt_maps
 from cosegkit.evaluate import evaluate
-from cosegkit.pipeline import Result, cosaliency, cosegment
+from cosegkit.pipeline import Result, cosaliency, cosegment, select_all
+from cosegkit.proposals import PROPOSAL_SOURCES, proposals_for
 from cosegkit.prm import find_peaks
 from cosegkit.saliency import saliency_prior
 from cosegkit.train import fit
@@ -170,6 +174,40 @@ def parse_variant(text: str) -> dict:
     return changes
 
 
+def other_sources(result: Result, config: Config, sources: list[str]) -> dict:
+    """The method with other proposal sources, same network, peaks and heat maps (only proposals and ranking re-run).
+
+    Returns ``{source: (result, seconds of proposals, seconds of ranking)}`` for every source but
+    ``config.proposals``; ``"both"`` reuses the two parts (its seconds are theirs plus the union).
+    """
+    parts = {config.proposals: ([r.proposals for r in result.images], result.timings.get("proposals", 0.0))}
+
+    def part(name):
+        if name not in parts:
+            props, t = timed(lambda: [proposals_for(r.image, config.replace(proposals=name), r.peaks, r.logits)
+                                      for r in result.images])  # fmt: skip
+            parts[name] = (props, t)
+        return parts[name]
+
+    out = {}
+    for source in sources:
+        if source == config.proposals:
+            continue
+        if source == "both":
+            from cosegkit.sam import combine_proposals
+
+            (hier, t_h), (sam, t_s) = part("hierarchy"), part("sam")
+            props, t = timed(lambda: [combine_proposals(a, b) for a, b in zip(hier, sam)])
+            t_prop = t_h + t_s + t
+        else:
+            props, t_prop = part(source)
+        images = [replace(r, proposals=p, ranking_cache={}) for r, p in zip(result.images, props)]
+        changed = config.replace(proposals=source)
+        _, t_rank = timed(select_all, images, changed)
+        out[source] = (replace(result, images=images, config=changed), t_prop, t_rank)
+    return out
+
+
 # ---------------------------------------------------------------- diagnostics
 
 
@@ -237,7 +275,7 @@ class Report:
 
 
 def run_collection(name: str, collection, config: Config, label: str, variants: list[str], figures: Path | None = None,
-                   n_figures: int = 3, ablate_losses: bool = False) -> Report:  # fmt: skip
+                   n_figures: int = 3, ablate_losses: bool = False, sources: list[str] | None = None) -> Report:  # fmt: skip
     """All rows and diagnostics for one collection with ground truth; ``label`` names the config."""
     gt = collection.gt_masks
     report = Report(name, len(collection), sum(len(g) for g in gt))
@@ -254,6 +292,12 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
     result = cosegment(collection, config, net=fitted)
     stages = {"training": t_train, **{k: v for k, v in result.timings.items() if k != "training"}}
     add(f"cosegkit `{label}`", make_row(result.predictions(), gt, sum(stages.values())))
+    n = len(collection)
+    d["proposals+ranking"] = {config.proposals: (stages.get("proposals", 0.0) + stages.get("ranking", 0.0)) / n}
+    alternatives = other_sources(result, config, sources or [])
+    for source, (alt, t_prop, t_rank) in alternatives.items():
+        add(f"proposals={source} (same network, peaks, heat maps)", make_row(alt.predictions(), gt, t_prop + t_rank))
+        d["proposals+ranking"][source] = (t_prop + t_rank) / n
     d["stages"] = stages
     d["copeaks"] = (fitted.history[0]["copeaks_per_pair"], fitted.history[-1]["copeaks_per_pair"]) if fitted.history else None
     d["trained"] = result_peak_statistics(result, gt)
@@ -279,6 +323,16 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
         peaks = r.peaks[r.used_peaks(config.peak_threshold)]
         oracle.append(oracle_per_peak(r.proposals, peaks, r.logits.shape, g, out_shape=r.shape))
     add("oracle: best proposal per peak", make_row(oracle, gt, time.perf_counter() - t0))
+    d["recall by source"] = {config.proposals: (d["proposals"], d["ABO"], d["R@0.5"], float(np.mean(best >= 0.7)))}
+    for source, (alt, _, _) in alternatives.items():
+        t0 = time.perf_counter()
+        oracle = [oracle_per_peak(r.proposals, r.peaks[r.used_peaks(config.peak_threshold)], r.logits.shape, g,
+                                  out_shape=r.shape) for r, g in zip(alt.images, gt)]  # fmt: skip
+        add(f"oracle: best proposal per peak ({source})", make_row(oracle, gt, time.perf_counter() - t0))
+        b = np.concatenate([best_proposal_iou(r.proposals, g)[0] for r, g in zip(alt.images, gt)])
+        d["recall by source"][source] = (np.mean([r.proposals.n for r in alt.images]), float(b.mean()),
+                                         float(np.mean(b >= 0.5)), float(np.mean(b >= 0.7)))  # fmt: skip
+    del alternatives
 
     if figures is not None:
         save_figures(result, figures / name.lower().replace(" ", "-"), n_figures)
@@ -371,7 +425,7 @@ def save_figures(result: Result, folder: Path, n: int) -> None:
 # ---------------------------------------------------------------- markdown
 
 
-ROW_ORDER = ["cosegkit", "− co-saliency", "untrained", "saliency loss only", "baseline: prior", "baseline: top", "oracle",
+ROW_ORDER = ["cosegkit", "proposals=", "− co-saliency", "untrained", "saliency loss only", "baseline: prior", "baseline: top", "oracle",
              "variant"]  # fmt: skip
 
 
@@ -406,6 +460,14 @@ def diagnostics_table(reports: list[Report]) -> list[str]:
         ("mean prior Ŝ in / out", lambda d, r: "{:.2f} / {:.2f}".format(*d["prior in/out"])),
         ("proposals per image / ABO / R@0.5", lambda d, r: f"{d['proposals']:.0f} / {d['ABO']:.2f} / {d['R@0.5']:.2f}"),
     ]  # fmt: skip
+    sources = list(dict.fromkeys(k for rep in reports for k in rep.diagnostics.get("recall by source", {})))
+    if len(sources) > 1:
+        for source in sources:
+            quantities += [
+                (f"proposals={source}: per image / ABO / R@0.5 / R@0.7",
+                 lambda d, r, s=source: "{:.0f} / {:.2f} / {:.2f} / {:.2f}".format(*d["recall by source"][s])),
+                (f"proposals={source}: s/img proposals + ranking", lambda d, r, s=source: f"{d['proposals+ranking'][s]:.2f}"),
+            ]  # fmt: skip
     networks = [k for k in ("trained", "untrained", "saliency only") if any(k in rep.diagnostics for rep in reports)]
     for net in networks:
         quantities += [
@@ -480,6 +542,10 @@ def write_markdown(path: Path, reports: list[Report], config: Config, label: str
         "  proposal with the best IoU against it, scored by that IoU; background peaks return nothing. An upper",
         "  bound for any ranking of these peaks and proposals.",
         "- **variant** rows: the method with one ranking setting changed through `Result.rerank`.",
+        "- **proposals=…** rows (`--proposals`): the same network, peaks and heat maps with another proposal source",
+        "  (`Config.proposals`: `hierarchy` watershed proposals, `sam` MobileSAM's 3 masks for a point at every peak",
+        "  of Z, `both` their union); seconds are proposals + ranking only. *oracle (source)* is the oracle row",
+        "  for that source.",
         "",
         "## Diagnostics",
         "",
@@ -508,6 +574,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
     parser.add_argument("--variants", nargs="*", default=None, metavar="KEY=VALUE[,KEY=VALUE]",
                         help=f"extra ranking settings as rerank rows; with no value: {DEFAULT_VARIANTS}")  # fmt: skip
+    parser.add_argument("--proposals", nargs="+", default=[], choices=PROPOSAL_SOURCES,
+                        help="rows with these proposal sources for the same network and peaks (the preset's own source "
+                             "is the method row); sam needs MobileSAM's weights (python -m cosegkit weights)")  # fmt: skip
     parser.add_argument("--ablate-losses", action="store_true",
                         help="add a row trained with the saliency loss only (λt = λa = 0); doubles the training time")  # fmt: skip
     parser.add_argument("--data", default=None, help="data root with PennFudanPed/ and balloon/ (default $COSEGKIT_DATA)")
@@ -533,7 +602,7 @@ def main(argv=None):
         except FileNotFoundError as error:
             sys.exit(f"{error}\nSet COSEGKIT_DATA (or --data) or leave {name} out with --collections.")
         reports.append(run_collection(f"{name} ({args.split})", collection, config, label, variants, args.figures,
-                                      args.n_figures, args.ablate_losses))  # fmt: skip
+                                      args.n_figures, args.ablate_losses, args.proposals))  # fmt: skip
         write_markdown(args.out, reports, config, label, command.strip(), started, time.perf_counter() - t0, args.split)
         print(f"  (written {args.out})", flush=True)
 

@@ -36,6 +36,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's, 0)")
     p.add_argument("--max-images", type=int, default=None, help="use only the first N images (sorted by name)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--proposals", default=None, choices=["hierarchy", "sam", "both"],
+                   help="proposal source (default: the preset's, hierarchy); sam: MobileSAM prompted at the peaks")
 
 
 def _config(args):
@@ -46,6 +48,8 @@ def _config(args):
         overrides["epochs"] = args.epochs
     if args.seed is not None:
         overrides["seed"] = args.seed
+    if getattr(args, "proposals", None) is not None:
+        overrides["proposals"] = args.proposals
     return preset(args.preset, **overrides)
 
 

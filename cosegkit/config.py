@@ -81,6 +81,8 @@ class Config:
     proposal_max_side: int = 500  # proposals are computed on images resized to this longer side
     proposal_min_area: float = 2e-5  # keep proposals with area fraction in [min, max]
     proposal_max_area: float = 0.85
+    proposals: str = "hierarchy"  # "hierarchy": watershed proposals | "sam": MobileSAM's 3 masks prompted at every
+    #                               peak of Z (cosegkit.sam) | "both": their union
 
     # --------------------------------------------------------------- run
     num_workers: int = 0  # data loading workers (0: in process)

@@ -28,7 +28,7 @@ from .config import Config, preset
 from .data import Collection, load_collection
 from .model import CoSaliencyNet, to_input
 from .prm import find_peaks, heatmaps as peak_heatmaps, zplus_network
-from .proposals import Proposals, as_proposals, generate_proposals
+from .proposals import Proposals, as_proposals, proposals_for
 from .ranking import class_filter, ranking_options, ranking_terms, select_instances
 from .saliency import resize_map
 from .train import FitResult, compute_priors, fit
@@ -306,8 +306,7 @@ def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Conf
     peak_values = logits[peaks[:, 0].numpy(), peaks[:, 1].numpy()] if len(peaks) else np.zeros(0, np.float32)  # (M,)
     t1 = time.perf_counter()
     if proposals is None:
-        props = generate_proposals(image, max_side=config.proposal_max_side, min_area=config.proposal_min_area,
-                                   max_area=config.proposal_max_area, seed=config.seed)  # fmt: skip
+        props = proposals_for(image, config, peaks.numpy(), logits)  # config.proposals: hierarchy, sam or both
     else:
         props = as_proposals(proposals, image)
     t2 = time.perf_counter()

@@ -649,3 +649,41 @@ def generate_proposals(
     membership = membership[(fraction >= min_area) & (fraction <= max_area)]
     membership = membership[unique_rows(membership)]
     return Proposals(leaves, membership)
+
+
+# ============================================================================ sources
+
+PROPOSAL_SOURCES = ("hierarchy", "sam", "both")
+
+
+def proposals_for(image: np.ndarray, config, peaks: np.ndarray | None = None, logits: np.ndarray | None = None) -> Proposals:
+    """The proposals ``config.proposals`` names, for one image (what :func:`cosegkit.cosegment` uses).
+
+    - ``"hierarchy"``: :func:`generate_proposals` (watershed trees + adjacent groups);
+    - ``"sam"``: the promptable segmenter's three masks for a point at every peak of Z
+      (:func:`cosegkit.sam.prompted_proposals`; ``peaks (M, 2)`` cells of ``logits (hz, wz)``);
+    - ``"both"``: the union of the two (:func:`cosegkit.sam.combine_proposals`).
+
+    Every peak is prompted, not only those above ``config.peak_threshold``, so ``Result.rerank``
+    with another threshold finds the masks of its peaks already there.
+    """
+    source = getattr(config, "proposals", "hierarchy")
+    if source not in PROPOSAL_SOURCES:
+        raise ValueError(f"Unknown proposals {source!r}; choose one of {PROPOSAL_SOURCES}.")
+    work = working_shape(np.asarray(image).shape[:2], config.proposal_max_side)
+    parts = []
+    if source in ("hierarchy", "both"):
+        parts.append(generate_proposals(image, max_side=config.proposal_max_side, min_area=config.proposal_min_area,
+                                        max_area=config.proposal_max_area, seed=config.seed))  # fmt: skip
+    if source in ("sam", "both"):
+        if peaks is None or logits is None:
+            raise ValueError(f"proposals={source!r} prompts at the peaks of Z: pass peaks and logits.")
+        from .sam import prompted_proposals, segmenter_for
+
+        parts.append(prompted_proposals(segmenter_for(config), image, peaks, logits.shape, work,
+                                        min_area=config.proposal_min_area, max_area=config.proposal_max_area))  # fmt: skip
+    if len(parts) == 1:
+        return parts[0]
+    from .sam import combine_proposals
+
+    return combine_proposals(*parts)

@@ -1,0 +1,1 @@
+"""Code from other projects, kept with its licence header (see each file)."""
