@@ -185,7 +185,7 @@ def test_every_config_field_is_sorted_into_training_or_not():
     not_training = {"inference_size", "peak_threshold", "peak_window", "heatmap_power", "heatmap_norm", "beta", "gamma",
                     "gamma_mode", "contour_width", "use_cosaliency_in_ranking", "ranking_saliency",
                     "ranking_saliency_norm", "instance_score", "nms_iou", "class_filter", "class_percentile",
-                    "proposal_max_side", "proposal_min_area", "proposal_max_area", "epochs", "device", "num_workers",
+                    "proposal_max_side", "proposal_min_area", "proposal_max_area", "proposals", "epochs", "device", "num_workers",
                     "progress"}  # fmt: skip
     names = {f.name for f in dataclasses.fields(Config)}
     assert set(TRAINING_FIELDS) | not_training == names
