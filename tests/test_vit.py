@@ -170,3 +170,65 @@ def test_learned_prior_finds_a_bright_object_on_a_plain_background():
     prior = saliency_prior(image, method="learned", power=1.0)
     assert prior.shape == (180, 240) and prior.min() >= 0 and prior.max() <= 1
     assert prior[disc].mean() > 3 * prior[~disc].mean()
+
+
+def dense_walk_matrix(weights: torch.Tensor) -> torch.Tensor:
+    """The (h·w, h·w) transition matrix of walk_weights, written out cell by cell."""
+    _, h, w = weights.shape
+    P = torch.zeros(h * w, h * w, dtype=weights.dtype)
+    for r in range(h):
+        for c in range(w):
+            for k, (dr, dc) in enumerate(vit.NEIGHBOURS):
+                if 0 <= r + dr < h and 0 <= c + dc < w:
+                    P[r * w + c, (r + dr) * w + c + dc] = weights[k, r, c]
+    return P
+
+
+def test_walk_weights_by_hand():
+    """Two feature values on a 1 × 3 grid: a, a, b with b opposite to a after centring."""
+    f = torch.tensor([[1.0, 1.0, -2.0], [0.0, 0.0, 0.0]])[:, None, :]  # (C=2, h=1, w=3); mean (0, 0): centred as is
+    weights = vit.walk_weights(f, sharpness=2.0)
+    assert torch.allclose(weights.sum(0), torch.ones(1, 3))
+    stay, right, left = vit.NEIGHBOURS.index((0, 0)), vit.NEIGHBOURS.index((0, 1)), vit.NEIGHBOURS.index((0, -1))
+    # cell 0: itself (1) and its right neighbour (cos 1): ½ each; cell 1: itself 1, left 1, right cos = −1 → 0
+    assert torch.allclose(weights[[stay, right], 0, 0], torch.tensor([0.5, 0.5]))
+    assert torch.allclose(weights[[stay, left, right], 0, 1], torch.tensor([0.5, 0.5, 0.0]))
+    assert float(weights[stay, 0, 2]) == 1.0  # the unlike cell keeps whatever reaches it
+
+
+def test_feature_walk_is_the_mean_of_matrix_powers():
+    torch.manual_seed(0)
+    f = torch.randn(6, 5, 4, dtype=torch.float64)
+    peaks = torch.tensor([[0, 0], [2, 3], [4, 1]])
+    maps = vit.feature_walk(f, peaks, steps=5, sharpness=2.0)
+    P = dense_walk_matrix(vit.walk_weights(f, 2.0))
+    for m, (r, c) in enumerate(peaks.tolist()):
+        start = torch.zeros(20, dtype=torch.float64)
+        start[r * 4 + c] = 1
+        expected = sum(start @ torch.linalg.matrix_power(P, t) for t in range(1, 6)) / 5
+        assert torch.allclose(maps[m].reshape(-1), expected)
+    assert torch.allclose(maps.sum(dim=(1, 2)), torch.ones(3, dtype=torch.float64))  # nothing is lost
+
+
+def test_feature_walk_stays_on_the_instance_of_its_peak():
+    """Two like objects separated by background: the walk from one barely reaches the other (attention would)."""
+    f = torch.zeros(3, 8, 12)
+    f[0] = 1.0  # background
+    f[:, 2:6, 1:4] = torch.tensor([0.0, 1.0, 0.2])[:, None, None]  # object 1
+    f[:, 2:6, 8:11] = torch.tensor([0.0, 1.0, 0.2])[:, None, None]  # object 2, the same features
+    maps = vit.feature_walk(f, torch.tensor([[3, 2]]), steps=32)[0]
+    on_first, on_second = maps[2:6, 1:4].sum(), maps[2:6, 8:11].sum()
+    assert on_first > 0.95 and on_second < 1e-6
+
+
+def test_walk_heatmaps_through_prm_for_a_vit_network():
+    from cosegkit.prm import heatmaps
+
+    net = CoSaliencyNet("dinov2_vits14", pretrained=False, stride=14).eval()
+    x = torch.randn(1, 3, 56, 56)
+    maps = heatmaps(net, x, [[1, 1], [3, 2]], out_size=(30, 40))  # method "auto": the walk for a ViT
+    assert maps.shape == (2, 30, 40) and maps.min() >= 0
+    direct = vit.walk_heatmaps(net.backbone, x, [[1, 1], [3, 2]], out_size=(30, 40))
+    assert torch.allclose(maps, direct)
+    with pytest.raises(ValueError, match="ViT backbone"):
+        heatmaps(CoSaliencyNet("simple", pretrained=False), torch.zeros(1, 3, 64, 64), [[0, 0]], method="walk")
