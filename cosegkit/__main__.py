@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from .config import DEFAULT_PRESET, PRESETS
+
 SEGMENT_HELP = """\
 Find and segment every instance of the object that all images in FOLDER share.
 
@@ -23,14 +25,16 @@ Writes to --out:
   summary.json           images, instances, seconds per stage, the configuration
   checkpoint.pt          the trained network (use --resume to continue training)
 
-Presets: lite (default; offline EfficientNet-Lite0, CPU friendly), paper (VGG-16 at
-448, 40 epochs, as in the paper; needs the VGG weights once from the internet),
-tiny (seconds; for trying things out).
+Presets: dino (DINOv2 ViT-S/14 features and a learned saliency prior, offline),
+lite (EfficientNet-Lite0 and a classical prior; the fastest on a CPU), paper (VGG-16
+at 448, 40 epochs, as in the paper; needs the VGG weights once from the internet),
+tiny (seconds; for trying things out). --preset below names the default.
 """
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="lite", choices=["lite", "paper", "tiny"], help="settings to start from (default: lite)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
+                   help=f"settings to start from (default: {DEFAULT_PRESET})")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps …")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's, 0)")

@@ -231,10 +231,13 @@ def _dino() -> Config:
 
 
 PRESETS = {"paper": _paper, "lite": _lite, "dino": _dino, "tiny": _tiny}
+DEFAULT_PRESET = "lite"  # what cosegment, the command line and the quickstart use when no preset is named
 
 
-def preset(name: str = "lite", **overrides) -> Config:
-    """The named preset (``"paper"``, ``"lite"`` or ``"tiny"``) with ``overrides`` applied."""
+def preset(name: str | None = None, **overrides) -> Config:
+    """The named preset (``"paper"``, ``"lite"``, ``"dino"`` or ``"tiny"``; None: :data:`DEFAULT_PRESET`)
+    with ``overrides`` applied."""
+    name = DEFAULT_PRESET if name is None else name
     if isinstance(name, Config):
         return name.replace(**overrides)
     try:

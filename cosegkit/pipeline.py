@@ -338,7 +338,7 @@ def cosegment(
 
     Args:
         images: a folder, a list of paths, a list of (H, W, 3) uint8 arrays, or a :class:`Collection`.
-        config: a :class:`Config` or a preset name (default ``"lite"``).
+        config: a :class:`Config` or a preset name (default: ``config.DEFAULT_PRESET``).
         net: an already trained network (or a :class:`FitResult`) — skips training.
         proposals: your own proposals per image: a list (one per image) of mask stacks (P, H, W) /
             :class:`Proposals`, or one callable ``image -> masks`` used for every image.
@@ -350,7 +350,7 @@ def cosegment(
         :class:`Result`: per image masks (K, H, W), scores, peaks, heat maps, co-saliency, proposals.
     """
     if config is None or isinstance(config, str):
-        config = preset(config or "lite")
+        config = preset(config or None)
     collection = images if isinstance(images, Collection) else load_collection(images)
     timings: dict[str, float] = {}
 

@@ -215,7 +215,7 @@ def fit(
 
     Args:
         collection: at least 2 images of one category.
-        config: a :class:`Config` (default: the ``lite`` preset).
+        config: a :class:`Config` (default: ``preset()``, the default preset).
         checkpoint: file written atomically after every epoch (None: no checkpoint).
         resume: continue from ``checkpoint`` if it exists and belongs to the same images and the same values of
             every field that changes training (:data:`cosegkit.config.TRAINING_FIELDS`; inference options and
@@ -229,7 +229,7 @@ def fit(
     """
     from .config import preset
 
-    config = config or preset("lite")
+    config = config or preset()
     if len(collection) < 2:
         raise ValueError("Instance co-segmentation needs at least 2 images of the same category.")
     device = config.torch_device

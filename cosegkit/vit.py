@@ -378,7 +378,7 @@ def rollout_heatmaps(backbone: nn.Sequential, x: torch.Tensor, peaks, out_size: 
 NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]  # the cell itself and its 8 neighbours
 
 
-def walk_weights(features: torch.Tensor, sharpness: float = 2.0) -> torch.Tensor:
+def walk_weights(features: torch.Tensor, sharpness: float = 4.0) -> torch.Tensor:
     """Transition probabilities of a random walk on the feature grid: (C, h, w) → (9, h, w).
 
     From cell p the walk steps to itself or one of its 8 neighbours q with probability proportional to
@@ -405,7 +405,7 @@ def walk_step(signal: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return out[:, 1:-1, 1:-1]
 
 
-def feature_walk(features: torch.Tensor, peaks: torch.Tensor, steps: int = 32, sharpness: float = 2.0) -> torch.Tensor:
+def feature_walk(features: torch.Tensor, peaks: torch.Tensor, steps: int = 48, sharpness: float = 4.0) -> torch.Tensor:
     """Heat maps of peaks as random walks on the feature grid: (C, h, w), (M, 2) → (M, h, w) ≥ 0, each summing to 1.
 
     Peak back-propagation for the ViT backbone. The walk starts at the peak's cell and takes ``steps``
@@ -428,7 +428,7 @@ def feature_walk(features: torch.Tensor, peaks: torch.Tensor, steps: int = 32, s
 
 @torch.no_grad()
 def walk_heatmaps(backbone: nn.Module, x: torch.Tensor, peaks, out_size: tuple[int, int] | None = None,
-                  steps: int = 32, sharpness: float = 2.0) -> torch.Tensor:
+                  steps: int = 48, sharpness: float = 4.0) -> torch.Tensor:
     """:func:`feature_walk` on the backbone's features of one image, resized bilinearly: (1, 3, H, W), (M, 2) →
     (M, h_out, w_out) (default the input's size)."""
     peaks = torch.as_tensor(np.asarray(peaks), dtype=torch.long).reshape(-1, 2).to(x.device)
