@@ -193,6 +193,88 @@ if collection.has_ground_truth:
         print(f"{name:>15}: " + ", ".join(f"{key} {value:.3f}" for key, value in res.evaluate().items()))
 
 # %% [markdown]
+# ## 5 · A transformer backbone: two random walks
+#
+# The `dino` preset reads images with DINOv2 ViT-S/14, a vision transformer. There the z⁺
+# walk above does not fit: a ViT cuts the image into 14 × 14-pixel patches, turns each into a
+# token, and every block lets **every token read from every other token** through attention.
+# A convolution only mixes a small neighbourhood, so a CNN's heat map stays near its peak; in a
+# ViT one block can carry signal across the whole image.
+#
+# **First try: walk down the attention.** Only attention moves signal *between* tokens (layer
+# norms, MLPs and linear maps act on each token alone). A block computes, for token i,
+# $x_i \leftarrow x_i + \sum_j A_{ij} v_j$ with $A_{ij} \ge 0$, $\sum_j A_{ij} = 1$. Split the
+# signal of token i evenly between the residual (stay at i) and attention (go to j in proportion
+# to Aᵢⱼ), average the heads, and walk down the blocks:
+#
+# $$r \leftarrow \tfrac12\, r + \tfrac12\, \bar A^{\top} r$$
+#
+# a random walk again (Σ r stays 1), started one-hot at the peak's token because the head is a
+# 1 × 1 convolution on the token grid. This is *attention rollout* (Abnar & Zuidema 2020) run
+# from one peak.
+#
+# **What cosegkit uses: walk on the feature grid.** Start at the peak's cell of the 32 × 32
+# feature grid and step to yourself or one of the 8 neighbours with probability ∝
+# max(0, cos(f(p), f(q)))² (features centred on the image's mean): like cells pass the walk on,
+# the border of an object stops it. The heat map is where 32 steps spent their time.
+#
+# One image, two locations (a pedestrian, a corner of the background), both walks:
+
+# %%
+from cosegkit.model import to_input
+from cosegkit.vit import IMAGENET_MEAN, IMAGENET_STD, attention_rollout, dinov2_vits14_backbone, feature_walk
+
+dino = dinov2_vits14_backbone(pretrained=True).eval()
+SIDE = 224 if FAST else 448  # a 16 × 16 or 32 × 32 grid
+GRID = SIDE // 14
+x = (to_input([r.image], SIDE) - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+gt = collection.gt_masks[0]
+pixels = np.argwhere(gt[0]) if len(gt) else np.array([[r.image.shape[0] // 2, r.image.shape[1] // 2]])
+row, col = pixels[len(pixels) // 2]
+on_person = (int(row * GRID / r.image.shape[0]), int(col * GRID / r.image.shape[1]))
+locations = torch.tensor([on_person, (1, 1)])  # a pedestrian's cell, a background corner
+with torch.no_grad():
+    rollout = attention_rollout(dino, x, locations)  # (2, GRID, GRID)
+    walk = feature_walk(dino(x)[0], locations)  # (2, GRID, GRID)
+print("rollout: signal left on the patch tokens", rollout.sum(dim=(1, 2)).numpy().round(3), "(the rest is on the class token)")
+fig, axes = plt.subplots(2, 3, figsize=(12, 8))
+for row_axes, maps, name in zip(axes, [rollout, walk], ["attention rollout", "walk on the feature grid"]):
+    row_axes[0].imshow(r.image)
+    row_axes[0].set_title(name)
+    for ax, heat, (rr, cc), what in zip(row_axes[1:], maps, locations.tolist(), ["a pedestrian", "the background"]):
+        ax.imshow(heat, cmap="magma")
+        ax.plot(cc, rr, "c*", markersize=14)
+        ax.set_title(f"from {what}")
+for ax in axes.flat:
+    ax.axis("off")
+show(fig)
+
+# %% [markdown]
+# The rollout maps from the two locations end in the same few bright cells. DINOv2 (trained
+# without "register" tokens) parks attention on a handful of background tokens with large
+# norms; every walk down the attention drains into them, whatever the peak. Measured on 40
+# Penn-Fudan tune images with the same trained network (`benchmarks/results/vit_heatmaps_tune.md`),
+# rollout ranks worst of the heat maps tried; the feature-grid walk keeps the signal on the
+# peak's instance and is what `prm.heatmaps` uses for the ViT.
+#
+# Check the rollout rule by brute force: build ½ I + ½ Ā for every block by hand and multiply
+# the matrices; the row of the peak's token is its heat map.
+
+# %%
+r0, c0 = on_person
+with torch.no_grad():
+    tokens = dino[0](x)
+    transitions = []  # one (N, N) matrix per block, N = 1 + GRID² tokens
+    for block in dino[1:-1]:
+        transitions.append(0.5 * torch.eye(tokens.shape[1]) + 0.5 * block.attention(tokens)[0].mean(0))
+        tokens = block(tokens)
+product = torch.eye(tokens.shape[1])
+for transition in reversed(transitions):  # the walk goes down: last block first
+    product = product @ transition
+by_hand = product[1 + r0 * GRID + c0, 1:].reshape(GRID, GRID)
+print("largest difference to attention_rollout:", float((by_hand - rollout[0]).abs().max()))
+
+# %% [markdown]
 # ## Explore
 #
 # Choose an image and a peak. Questions:
