@@ -66,7 +66,7 @@ def run(label, collection, preset_name, variant, seed):
     t0 = time.perf_counter()
     result = cosegment(collection, config)
     seconds = time.perf_counter() - t0
-    scores = evaluate(result.predictions, collection.gt_masks)
+    scores = evaluate(result.predictions(), collection.gt_masks)
     union = [m.any(axis=0) if len(m) else np.zeros(r.shape, bool) for m, r in zip(collection.gt_masks, result.images)]
     auc_s = np.nanmean([saliency_auc(r.saliency, u) for r, u in zip(result.images, union)])
     priors = result.fit.priors.numpy()
