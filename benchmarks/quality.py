@@ -68,11 +68,11 @@ from cosegkit.baselines import best_proposal_iou, oracle_per_peak, peaks_in_mask
 from cosegkit.config import Config, preset
 from cosegkit.datasets import data_root, load_balloon, load_coco, load_pennfudan, synthetic_collection
 from cosegkit.ddt import collection_features, ddt_components, ddt_maps
-from cosegkit.evaluate import evaluate
+from cosegkit.evaluate import evaluate, saliency_auc
 from cosegkit.pipeline import Result, cosaliency, cosegment, select_all
 from cosegkit.proposals import PROPOSAL_SOURCES, proposals_for
 from cosegkit.prm import find_peaks
-from cosegkit.saliency import saliency_prior
+from cosegkit.saliency import resize_map, saliency_prior
 from cosegkit.train import fit
 
 TOP_K = 3  # fixed before looking at any number: Penn-Fudan has ~2.5 people per image, balloon ~4
@@ -250,8 +250,14 @@ def peak_statistics(logits: list[np.ndarray], saliency: list[np.ndarray], gt_mas
     n = len(logits)
     return {
         "peaks": n_all / n, "used peaks": n_used / n, "background": on_background / max(n_used, 1),
-        "hit": hit / max(n_gt, 1), "S in": s_in, "S out": s_out,
+        "hit": hit / max(n_gt, 1), "S in": s_in, "S out": s_out, "AUC": mean_auc(saliency, gt_masks),
     }  # fmt: skip
+
+
+def mean_auc(maps: list[np.ndarray], gt_masks: list[np.ndarray]) -> float:
+    """Mean over images of the ROC AUC of a map (H, W) against the union of the instances (resized to the mask's size)."""
+    aucs = [saliency_auc(resize_map(m, g.shape[1:]), g.any(axis=0)) for m, g in zip(maps, gt_masks) if len(g)]
+    return float(np.nanmean(aucs)) if aucs else float("nan")
 
 
 def result_peak_statistics(result: Result, gt_masks: list[np.ndarray]) -> dict:
@@ -363,6 +369,7 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
     priors, t_prior = timed(lambda: [saliency_prior(image, method=config.prior, power=config.prior_power,
                                                     work_size=config.prior_work_size) for image in collection.images])  # fmt: skip
     d["prior in/out"] = mean_inside_outside(priors, gt)
+    d["prior AUC"] = mean_auc(priors, gt)
     components, t = timed(lambda: [prior_components(p, p.shape) for p in priors])
     add("baseline: prior components", make_row(components, gt, t_prior + t))
     for score_name, what in (("soft_iou", "soft IoU"), ("contrast", "contrast")):
@@ -458,6 +465,8 @@ def diagnostics_table(reports: list[Report]) -> list[str]:
         ("co-peaks per pair, epoch 1 → last", lambda d, r: "{:.0f} → {:.0f}".format(*d["copeaks"])),
         ("mean instance area (fraction of the image): method / ground truth", lambda d, r: "{:.3f} / {:.3f}".format(*d["areas"])),
         ("mean prior Ŝ in / out", lambda d, r: "{:.2f} / {:.2f}".format(*d["prior in/out"])),
+        ("AUC against the union of the instances: S (trained) / prior Ŝ",
+         lambda d, r: f"{d['trained']['AUC']:.3f} / {d['prior AUC']:.3f}"),
         ("proposals per image / ABO / R@0.5", lambda d, r: f"{d['proposals']:.0f} / {d['ABO']:.2f} / {d['R@0.5']:.2f}"),
     ]  # fmt: skip
     sources = list(dict.fromkeys(k for rep in reports for k in rep.diagnostics.get("recall by source", {})))

@@ -79,13 +79,17 @@ def main(argv=None):
     config = preset("dino", progress=False)
     result = cosegment(collection, config)
     net = result.fit.net
+    inputs, features = [], []  # the backbone runs once per image, not once per rule
+    with torch.no_grad():
+        for r in result.images:
+            inputs.append(net.normalize(to_input([r.image], config.input_size_at_inference)))
+            features.append(net.backbone(inputs[-1])[0])
     for rule in args.rules:
         t0 = time.perf_counter()
         maps = []
-        for r in result.images:
-            x = net.normalize(to_input([r.image], config.input_size_at_inference))
+        for r, x, f in zip(result.images, inputs, features):
             with torch.no_grad():
-                grid = rule_maps(rule, net.backbone, x, net.backbone(x)[0], r.peaks)
+                grid = rule_maps(rule, net.backbone, x, f, r.peaks)
             up = F.interpolate(grid[:, None], size=r.heatmaps.shape[1:], mode="bilinear", align_corners=False)[:, 0]
             maps.append(up.clamp(min=0).numpy().astype(np.float32))
         scores = with_heatmaps(result, maps).evaluate()
