@@ -105,6 +105,8 @@ def main(argv=None):
                     rows.append((label, row))
                     lines.append(table_line(preset_name, variant, label, row))
                     print(lines[-1], flush=True)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_text("\n".join(lines) + "\n")  # after every row: an interrupted run keeps its rows
                 coco = [r for label, r in rows if label.startswith("coco/")]
                 if name == "coco" and coco:
                     mean = {k: float(np.mean([r[k] for r in coco])) for k in coco[0] if k != "copeak"}

@@ -59,10 +59,12 @@ from cosegkit.datasets import load_pennfudan, synthetic_collection
 from cosegkit.viz import collection_figure, overlay_figure
 from cosegkit.widgets import show
 
-# Fast mode (CI): 3 images, the `tiny` preset, 5 epochs. Normal mode: 12 images and the `lite` preset
-# (CPU-friendly; on a GPU, try preset("paper") — VGG-16 as in the paper — which downloads ImageNet weights once).
+# Fast mode (CI): 3 images, the `tiny` preset, 5 epochs. Normal mode: 12 images and the default preset
+# (printed below; preset("lite") is the fastest on a CPU; on a GPU, try preset("paper") — VGG-16 as in the
+# paper — which downloads ImageNet weights once).
 N_IMAGES = 3 if FAST else 12
-CONFIG = preset("tiny", epochs=5, device=str(DEVICE)) if FAST else preset("lite", device=str(DEVICE))
+CONFIG = preset("tiny", epochs=5, device=str(DEVICE)) if FAST else preset(device=str(DEVICE))
+print(f"{CONFIG.backbone} at {CONFIG.image_size} px, prior {CONFIG.prior!r}, {CONFIG.epochs} epochs")
 
 # %% [markdown]
 # ## 1 · Load a collection
@@ -97,9 +99,9 @@ print(result)
 # label gives its rank and score. `to_coco` writes the instances as COCO *results* JSON
 # (RLE masks, boxes, scores) that any COCO tool reads.
 #
-# Look critically: with the CPU-friendly presets expect masks on salient background too
-# (bright bushes, kerbs) and people found in pieces. Notebooks 05 and 06 show how the
-# ranking settings change this and how to measure it.
+# Look critically: expect some masks on salient background (bright bushes, kerbs) and some
+# people found in pieces or two at once. Notebooks 05 and 06 show how the ranking settings
+# change this and how to measure it.
 
 # %%
 show(collection_figure(result, max_images=8, columns=min(4, len(result))))
