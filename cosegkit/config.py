@@ -236,7 +236,7 @@ def _dino() -> Config:
 
 
 PRESETS = {"paper": _paper, "lite": _lite, "dino": _dino, "tiny": _tiny}
-DEFAULT_PRESET = "lite"  # what cosegment, the command line and the quickstart use when no preset is named
+DEFAULT_PRESET = "dino"  # what cosegment, the command line and the quickstart use when no preset is named
 
 
 def preset(name: str | None = None, **overrides) -> Config:

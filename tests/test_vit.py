@@ -232,3 +232,13 @@ def test_walk_heatmaps_through_prm_for_a_vit_network():
     assert torch.allclose(maps, direct)
     with pytest.raises(ValueError, match="ViT backbone"):
         heatmaps(CoSaliencyNet("simple", pretrained=False), torch.zeros(1, 3, 64, 64), [[0, 0]], method="walk")
+
+
+def test_dino_preset_and_the_default():
+    from cosegkit import preset
+    from cosegkit.config import DEFAULT_PRESET
+
+    dino = preset("dino")
+    assert (dino.backbone, dino.feature_stride, dino.prior, dino.trainable_blocks) == ("dinov2_vits14", 14, "learned", 0)
+    assert dino.feature_centering == "batch" and dino.peak_threshold == 0.0
+    assert preset() == preset(DEFAULT_PRESET)
