@@ -49,8 +49,17 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality import (COLLECTIONS, SPLIT_TEXT, SPLITS, config_summary, load, parse_variant, peak_statistics,  # noqa: E402
-                     randomise_head, timed)
+from quality import (
+    COLLECTIONS,
+    SPLIT_TEXT,
+    SPLITS,
+    config_summary,
+    load,
+    parse_variant,
+    peak_statistics,  # noqa: E402
+    randomise_head,
+    timed,
+)
 
 from cosegkit import atomic  # noqa: E402
 from cosegkit.baselines import prior_components  # noqa: E402
@@ -73,7 +82,7 @@ COLUMNS = [  # (key, header, digits, leading zero)
     ("peaks", "used peaks / image", 1, True),
     ("hit", "GT hit by a peak", 3, False),
     ("train_s", "training s", 1, True),
-]  # fmt: skip
+]
 AUC_STRIDE = 2  # S and the ground truth are read on every 2nd row and column: one pixel in four
 
 
@@ -140,7 +149,9 @@ def mean_split_iou(saliency: np.ndarray, union: np.ndarray) -> float:
     return float(np.logical_and(found, union).sum() / total) if total else 0.0
 
 
-def saliency_scores(maps: list[np.ndarray], gt_masks: list[np.ndarray], stride: int = AUC_STRIDE) -> tuple[float, float]:
+def saliency_scores(
+    maps: list[np.ndarray], gt_masks: list[np.ndarray], stride: int = AUC_STRIDE
+) -> tuple[float, float]:
     """Mean AUC and mean-split IoU of maps (H, W) against the union of each image's instances (K, H, W).
 
     Both read every ``stride``-th row and column, and the map to 6 decimals (as integers, so that
@@ -203,18 +214,28 @@ class Shared:
     def image_proposals(self, config: Config) -> list:
         key = (config.proposal_max_side, config.proposal_min_area, config.proposal_max_area)
         if key not in self.proposals:
-            self.proposals[key], t = timed(lambda: [
-                generate_proposals(image, max_side=config.proposal_max_side, min_area=config.proposal_min_area,
-                                   max_area=config.proposal_max_area, seed=config.seed)
-                for image in self.collection.images])  # fmt: skip
+            self.proposals[key], t = timed(
+                lambda: [
+                    generate_proposals(
+                        image,
+                        max_side=config.proposal_max_side,
+                        min_area=config.proposal_min_area,
+                        max_area=config.proposal_max_area,
+                        seed=config.seed,
+                    )
+                    for image in self.collection.images
+                ]
+            )
             print(f"    proposals: {t:.1f} s", flush=True)
         return self.proposals[key]
 
     def original_size_priors(self, config: Config) -> list[np.ndarray]:
         key = (config.prior, config.prior_power, config.prior_work_size)
         if key not in self.full_priors:
-            self.full_priors[key] = [saliency_prior(image, method=config.prior, power=config.prior_power,
-                                                    work_size=config.prior_work_size) for image in self.collection.images]  # fmt: skip
+            self.full_priors[key] = [
+                saliency_prior(image, method=config.prior, power=config.prior_power, work_size=config.prior_work_size)
+                for image in self.collection.images
+            ]
         return self.full_priors[key]
 
 
@@ -228,8 +249,12 @@ def infer(collection, config: Config, fitted, proposals: list, chunk: int) -> tu
     n_chunks = math.ceil(len(collection) / chunk)
     for part in np.array_split(np.arange(len(collection)), n_chunks):
         chunk_fit = replace(fitted, priors=fitted.priors[torch.from_numpy(part)])  # the chunk's own priors (ranking Ŝ)
-        result = cosegment(collection.subset(part), config.replace(class_filter=False), net=chunk_fit,
-                           proposals=[proposals[i] for i in part])  # fmt: skip
+        result = cosegment(
+            collection.subset(part),
+            config.replace(class_filter=False),
+            net=chunk_fit,
+            proposals=[proposals[i] for i in part],
+        )
         for r in result.images:
             predictions.append((r.masks, r.scores))
             logits.append(r.logits)
@@ -254,8 +279,15 @@ def measure_network(shared: Shared, config: Config, chunk: int, random_head: boo
     del fitted
     auc, iou = saliency_scores(saliency, gt)
     peaks = peak_statistics(logits, saliency, gt, config.peak_threshold, config.peak_window)
-    return {**evaluate(predictions, gt), "auc": auc, "iou": iou, "peaks": peaks["used peaks"], "hit": peaks["hit"],
-            "train_s": t_train, "infer_s": t_infer}  # fmt: skip
+    return {
+        **evaluate(predictions, gt),
+        "auc": auc,
+        "iou": iou,
+        "peaks": peaks["used peaks"],
+        "hit": peaks["hit"],
+        "train_s": t_train,
+        "infer_s": t_infer,
+    }
 
 
 def measure_prior(shared: Shared, config: Config) -> dict:
@@ -264,8 +296,15 @@ def measure_prior(shared: Shared, config: Config) -> dict:
     priors = shared.original_size_priors(config)
     components, t = timed(lambda: [prior_components(p, p.shape) for p in priors])
     auc, iou = saliency_scores(priors, gt)
-    return {**evaluate(components, gt), "auc": auc, "iou": iou, "peaks": float("nan"), "hit": float("nan"),
-            "train_s": float("nan"), "infer_s": t}  # fmt: skip
+    return {
+        **evaluate(components, gt),
+        "auc": auc,
+        "iou": iou,
+        "peaks": float("nan"),
+        "hit": float("nan"),
+        "train_s": float("nan"),
+        "infer_s": t,
+    }
 
 
 def row_seeds(row: Ablation, base: Config, seeds: list[int]) -> list[int]:
@@ -291,8 +330,12 @@ class Table:
 
     def lines(self) -> list[str]:
         head = "| row | runs | " + " | ".join(header for _, header, _, _ in COLUMNS) + " |"
-        out = [f"### {self.name}: {self.n_images} images, {self.n_instances} instances", "", head,
-               "| --- | ---: |" + " ---: |" * len(COLUMNS)]  # fmt: skip
+        out = [
+            f"### {self.name}: {self.n_images} images, {self.n_instances} instances",
+            "",
+            head,
+            "| --- | ---: |" + " ---: |" * len(COLUMNS),
+        ]
         for label, runs in self.runs.items():
             cells = [mean_std([r[key] for r in runs], digits, zero) for key, _, digits, zero in COLUMNS]
             out.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + " |")
@@ -300,13 +343,24 @@ class Table:
 
 
 def machine(config: Config) -> str:
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
-            f"device {config.torch_device}, Python {platform.python_version()}, torch {torch.__version__}, "
-            f"numpy {np.__version__}")  # fmt: skip
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
+        f"device {config.torch_device}, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"numpy {np.__version__}"
+    )
 
 
-def write_markdown(path: Path, tables: list[Table], base: Config, label: str, seeds: list[int], command: str,
-                   started: str, seconds: float, split: str = "all") -> None:  # fmt: skip
+def write_markdown(
+    path: Path,
+    tables: list[Table],
+    base: Config,
+    label: str,
+    seeds: list[int],
+    command: str,
+    started: str,
+    seconds: float,
+    split: str = "all",
+) -> None:
     text = [
         "# Ablations: loss terms, co-peak loss form, head initialisation",
         "",
@@ -360,18 +414,37 @@ def write_markdown(path: Path, tables: list[Table], base: Config, label: str, se
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collections", nargs="+", default=["Penn-Fudan", "balloon"], choices=COLLECTIONS)
-    parser.add_argument("--split", default="report", choices=SPLITS,
-                        help="which images: the report split (default), the tune split or all (cosegkit.datasets.protocol)")
+    parser.add_argument(
+        "--split",
+        default="report",
+        choices=SPLITS,
+        help="which images: the report split (default), the tune split or all (cosegkit.datasets.protocol)",
+    )
     parser.add_argument("--max-images", type=int, default=None, help="first N images of each collection; default all")
     parser.add_argument("--preset", default="lite", help="config preset (default: lite)")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Config.seed of each run (default 0 1 2)")
-    parser.add_argument("--rows", nargs="+", default=None, metavar="NAME",
-                        help="built-in rows to run (default all): " + " ".join(builtin_rows(Config())))  # fmt: skip
-    parser.add_argument("--extra", nargs="+", default=[], action="extend", metavar="KEY=VALUE[,KEY=VALUE]",
-                        help="one more row per text with these config overrides (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="Config.seed of each run (default 0 1 2)"
+    )
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="built-in rows to run (default all): " + " ".join(builtin_rows(Config())),
+    )
+    parser.add_argument(
+        "--extra",
+        nargs="+",
+        default=[],
+        action="extend",
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="one more row per text with these config overrides (repeatable)",
+    )
     parser.add_argument("--chunk", type=int, default=8, help="images per cosegment call (bounds heat-map memory)")
-    parser.add_argument("--data", default=None, help="data root with PennFudanPed/ and balloon/ (default $COSEGKIT_DATA)")
+    parser.add_argument(
+        "--data", default=None, help="data root with PennFudanPed/ and balloon/ (default $COSEGKIT_DATA)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ablation.md")
     args = parser.parse_args(argv)
     if args.chunk < 4:
@@ -402,17 +475,32 @@ def main(argv=None):
             runs = []
             for seed in row_seeds(row, base, args.seeds):
                 config = base.replace(seed=seed, **(row.changes or {}))
-                run = (measure_prior(shared, config) if row.changes is None
-                       else measure_network(shared, config, args.chunk, row.random_head))
+                run = (
+                    measure_prior(shared, config)
+                    if row.changes is None
+                    else measure_network(shared, config, args.chunk, row.random_head)
+                )
                 runs.append(run)
                 cells = ", ".join(f"{header} {mean_std([run[key]], d, z)}" for key, header, d, z in COLUMNS)
-                print(f"  {row.label} [seed {seed}]: {cells}; s/img: training {mean_std([run['train_s'] / table.n_images], 2, True)}, "
-                      f"the rest {run['infer_s'] / table.n_images:.2f}", flush=True)  # fmt: skip
+                print(
+                    f"  {row.label} [seed {seed}]: {cells}; s/img: training {mean_std([run['train_s'] / table.n_images], 2, True)}, "
+                    f"the rest {run['infer_s'] / table.n_images:.2f}",
+                    flush=True,
+                )
             table.runs[row.label] = runs
             summary = " | ".join(mean_std([r[k] for r in runs], d, z) for k, _, d, z in COLUMNS)
             print(f"  = {row.label}: {summary}", flush=True)
-            write_markdown(args.out, tables, base, label, args.seeds, command.strip(), started, time.perf_counter() - t0,
-                           args.split)
+            write_markdown(
+                args.out,
+                tables,
+                base,
+                label,
+                args.seeds,
+                command.strip(),
+                started,
+                time.perf_counter() - t0,
+                args.split,
+            )
         print(f"  (written {args.out})", flush=True)
 
 

@@ -35,13 +35,15 @@ from ablation import Shared, builtin_rows, infer, saliency_scores  # noqa: E402
 from quality import COLLECTIONS, config_summary, load, peak_statistics, timed  # noqa: E402
 
 from cosegkit import atomic  # noqa: E402
-from cosegkit.evaluate import evaluate  # noqa: E402
 from cosegkit.config import preset  # noqa: E402
+from cosegkit.evaluate import evaluate  # noqa: E402
 from cosegkit.train import fit  # noqa: E402
 
 ROWS = ("full", "saliency")  # ablation.py's rows of these names: their labels and config changes
-HEADER = ("| collection | row | seed | inference size (grid) | mAPʳ@0.25 | mAPʳ@0.5 | CorLocʳ | AUC of S "
-          "| used peaks / image | GT hit by a peak | training s | inference s |")  # fmt: skip
+HEADER = (
+    "| collection | row | seed | inference size (grid) | mAPʳ@0.25 | mAPʳ@0.5 | CorLocʳ | AUC of S "
+    "| used peaks / image | GT hit by a peak | training s | inference s |"
+)
 
 
 def write(path: Path, lines: list[str], command: str, started: str, base, wall: float) -> None:
@@ -73,8 +75,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collections", nargs="+", default=["Penn-Fudan", "balloon"], choices=COLLECTIONS)
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
-    parser.add_argument("--sizes", nargs="+", type=int, default=[448, 576, 704],
-                        help="inference sizes (multiples of the feature stride, 32 in the presets)")  # fmt: skip
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=int,
+        default=[448, 576, 704],
+        help="inference sizes (multiples of the feature stride, 32 in the presets)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preset", default="lite")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
@@ -100,7 +107,9 @@ def main(argv=None):
             fitted, t_train = timed(fit, collection, config, priors=shared.input_priors(config))
             for size in args.sizes:
                 sized = config.replace(inference_size=size)
-                (predictions, logits, saliency), t_infer = timed(infer, collection, sized, fitted, shared.image_proposals(sized), args.chunk)
+                (predictions, logits, saliency), t_infer = timed(
+                    infer, collection, sized, fitted, shared.image_proposals(sized), args.chunk
+                )
                 scores = evaluate(predictions, gt)
                 auc, _ = saliency_scores(saliency, gt)
                 peaks = peak_statistics(logits, saliency, gt, sized.peak_threshold, sized.peak_window)
@@ -108,7 +117,7 @@ def main(argv=None):
                     f"| {name} | {label} | {args.seed} | {size} ({size // stride} × {size // stride}) | {scores['mAP_r@0.25']:.3f} "
                     f"| {scores['mAP_r@0.5']:.3f} | {scores['CorLoc_r']:.3f} | {auc:.3f} | {peaks['used peaks']:.1f} "
                     f"| {peaks['hit']:.3f} | {t_train:.0f} | {t_infer:.0f} |"
-                )  # fmt: skip
+                )
                 print(lines[-1], flush=True)
                 write(args.out, lines, command.strip(), started, base, time.perf_counter() - t0)
             del fitted

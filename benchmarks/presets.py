@@ -41,8 +41,13 @@ def collections(name: str, split: str, max_images: int | None):
         found = [("balloon", load_balloon(data_root("balloon"), protocol_split=part))]
     elif name == "coco":
         root = data_root("coco_val_subset")
-        found = [(f"coco/{c}", load_coco(root / "annotations.json", root / "images", category=c, min_instances=2,
-                                         protocol_split=part)) for c in COCO_CATEGORIES]
+        found = [
+            (
+                f"coco/{c}",
+                load_coco(root / "annotations.json", root / "images", category=c, min_instances=2, protocol_split=part),
+            )
+            for c in COCO_CATEGORIES
+        ]
     else:
         raise SystemExit(f"unknown collection {name!r}")
     if max_images:
@@ -72,15 +77,23 @@ def run(label, collection, preset_name, variant, seed):
     priors = result.fit.priors.numpy()
     auc_p = np.nanmean([saliency_auc(resize_map(p, u.shape), u) for p, u in zip(priors, union)])
     copeak = [h["copeak"] for h in result.fit.history]
-    return {**scores, "auc_s": auc_s, "auc_prior": auc_p, "seconds": seconds, "n": len(collection),
-            "copeak": (copeak[0], copeak[-1]) if copeak else (np.nan, np.nan)}
+    return {
+        **scores,
+        "auc_s": auc_s,
+        "auc_prior": auc_p,
+        "seconds": seconds,
+        "n": len(collection),
+        "copeak": (copeak[0], copeak[-1]) if copeak else (np.nan, np.nan),
+    }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", default="report", choices=["tune", "report", "all"])
     parser.add_argument("--presets", nargs="+", default=["dino"])
-    parser.add_argument("--variants", nargs="+", default=[""], help='Config overrides, "key=value,key=value" ("" = none)')
+    parser.add_argument(
+        "--variants", nargs="+", default=[""], help='Config overrides, "key=value,key=value" ("" = none)'
+    )
     parser.add_argument("--collections", nargs="+", default=["Penn-Fudan", "balloon", "coco"])
     parser.add_argument("--max-images", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -88,14 +101,33 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     out = Path(args.out or Path(__file__).parent / "results" / f"presets_{args.split}.md")
-    command = "python benchmarks/presets.py " + " ".join(f'"{a}"' if (" " in a or a == "" or "," in a) else a
-                                                         for a in (argv if argv is not None else sys.argv[1:]))
-    header = ["preset", "variant", "collection", "images", "mAPʳ@0.25", "mAPʳ@0.5", "CorLocʳ", "AUC S", "AUC prior",
-              "co-peak loss e1 → last", "s/image"]
-    lines = [f"# Presets on the {args.split} split", "", f"`{command}`", "",
-             f"Started {datetime.now():%Y-%m-%d %H:%M}, seed {args.seed}, "
-             f"{torch.get_num_threads()} torch threads. `coco` averages its six categories (mAPʳ is a mean over categories).",
-             "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    command = "python benchmarks/presets.py " + " ".join(
+        f'"{a}"' if (" " in a or a == "" or "," in a) else a for a in (argv if argv is not None else sys.argv[1:])
+    )
+    header = [
+        "preset",
+        "variant",
+        "collection",
+        "images",
+        "mAPʳ@0.25",
+        "mAPʳ@0.5",
+        "CorLocʳ",
+        "AUC S",
+        "AUC prior",
+        "co-peak loss e1 → last",
+        "s/image",
+    ]
+    lines = [
+        f"# Presets on the {args.split} split",
+        "",
+        f"`{command}`",
+        "",
+        f"Started {datetime.now():%Y-%m-%d %H:%M}, seed {args.seed}, "
+        f"{torch.get_num_threads()} torch threads. `coco` averages its six categories (mAPʳ is a mean over categories).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + " --- |" * len(header),
+    ]
     for preset_name in args.presets:
         for variant in args.variants:
             rows = []
@@ -121,9 +153,11 @@ def main(argv=None):
 
 
 def table_line(preset_name, variant, label, r):
-    return (f"| {preset_name} | {variant or '—'} | {label} | {r['n']} | {r['mAP_r@0.25']:.3f} | {r['mAP_r@0.5']:.3f} | "
-            f"{r['CorLoc_r']:.3f} | {r['auc_s']:.3f} | {r['auc_prior']:.3f} | {r['copeak'][0]:.3f} → {r['copeak'][1]:.3f} | "
-            f"{r['seconds'] / r['n']:.2f} |")
+    return (
+        f"| {preset_name} | {variant or '—'} | {label} | {r['n']} | {r['mAP_r@0.25']:.3f} | {r['mAP_r@0.5']:.3f} | "
+        f"{r['CorLoc_r']:.3f} | {r['auc_s']:.3f} | {r['auc_prior']:.3f} | {r['copeak'][0]:.3f} → {r['copeak'][1]:.3f} | "
+        f"{r['seconds'] / r['n']:.2f} |"
+    )
 
 
 if __name__ == "__main__":

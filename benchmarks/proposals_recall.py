@@ -114,9 +114,14 @@ def run(variant: dict, items, max_side: int):
         best.append(best_iou(props, gt))
     best = np.concatenate(best)
     return dict(
-        n=np.mean(counts), s=np.mean(seconds), band=np.mean(band_seconds),
-        abo=best.mean(), r5=np.mean(best >= 0.5), r7=np.mean(best >= 0.7), instances=len(best),
-    )  # fmt: skip
+        n=np.mean(counts),
+        s=np.mean(seconds),
+        band=np.mean(band_seconds),
+        abo=best.mean(),
+        r5=np.mean(best >= 0.5),
+        r7=np.mean(best >= 0.7),
+        instances=len(best),
+    )
 
 
 def source_rows(root: Path, n: int, sources: list[str], epochs: int | None) -> list[str]:
@@ -131,8 +136,10 @@ def source_rows(root: Path, n: int, sources: list[str], epochs: int | None) -> l
     from cosegkit.proposals import proposals_for
     from cosegkit.sam import combine_proposals, segmenter_for
 
-    loaders = {"Penn-Fudan": lambda: load_pennfudan(root / "PennFudanPed", max_images=n),
-               "balloon": lambda: load_balloon(root / "balloon", max_images=n)}  # fmt: skip
+    loaders = {
+        "Penn-Fudan": lambda: load_pennfudan(root / "PennFudanPed", max_images=n),
+        "balloon": lambda: load_balloon(root / "balloon", max_images=n),
+    }
     config = preset("lite", progress=False, **({} if epochs is None else {"epochs": epochs}))
     cells: dict[str, list[str]] = {}
     segmenter_for(config)  # load MobileSAM once, outside the timings
@@ -148,35 +155,56 @@ def source_rows(root: Path, n: int, sources: list[str], epochs: int | None) -> l
             if source == "both":
                 props = [combine_proposals(a, b) for a, b in zip(parts["hierarchy"][0], parts["sam"][0])]
             else:
-                props = [proposals_for(r.image, config.replace(proposals=source), r.peaks, r.logits) for r in result.images]
+                props = [
+                    proposals_for(r.image, config.replace(proposals=source), r.peaks, r.logits) for r in result.images
+                ]
             seconds = time.perf_counter() - t0 + (parts["hierarchy"][1] + parts["sam"][1] if source == "both" else 0.0)
             parts[source] = (props, seconds)
             if source not in sources:
                 continue
             best = np.concatenate([best_proposal_iou(p, g)[0] for p, g in zip(props, gt)])
-            oracle = [oracle_per_peak(p, r.peaks[r.used_peaks(config.peak_threshold)], r.logits.shape, g, out_shape=r.shape)
-                      for p, r, g in zip(props, result.images, gt)]  # fmt: skip
+            oracle = [
+                oracle_per_peak(p, r.peaks[r.used_peaks(config.peak_threshold)], r.logits.shape, g, out_shape=r.shape)
+                for p, r, g in zip(props, result.images, gt)
+            ]
             found = sum(int((s >= 0.5).sum()) for _, s in oracle) / max(1, len(best))
             cells.setdefault(source, []).append(
                 "{:.0f} / {:.2f} / {:.2f} / {:.2f} / {:.2f} / {:.3f} / {:.2f}".format(
-                    np.mean([p.n for p in props]), seconds / len(props), best.mean(), np.mean(best >= 0.5),
-                    np.mean(best >= 0.7), evaluate(oracle, gt)["mAP_r@0.5"], found))  # fmt: skip
+                    np.mean([p.n for p in props]),
+                    seconds / len(props),
+                    best.mean(),
+                    np.mean(best >= 0.5),
+                    np.mean(best >= 0.7),
+                    evaluate(oracle, gt)["mAP_r@0.5"],
+                    found,
+                )
+            )
             print(f"{dataset} {source}: {cells[source][-1]}", flush=True)
         # the segmenter's own recall with a point at each instance's most interior pixel
         segmenter, best = segmenter_for(config), []
         for image, g in zip(collection.images, gt):
             embedding = segmenter.embed(image)
-            points = np.array([np.unravel_index(np.argmax(ndi.distance_transform_edt(m)), m.shape)[::-1] for m in g], np.float32)
+            points = np.array(
+                [np.unravel_index(np.argmax(ndi.distance_transform_edt(m)), m.shape)[::-1] for m in g], np.float32
+            )
             masks, _ = segmenter.predict(embedding, points[:, None], np.ones((len(g), 1)))  # (G, 3, H, W)
             inter = (masks & g[:, None]).sum(axis=(2, 3))
             union = (masks | g[:, None]).sum(axis=(2, 3))
             best.append((inter / np.maximum(union, 1)).max(axis=1))
         best = np.concatenate(best)
         cells.setdefault("sam at each instance's most interior pixel (needs the ground truth)", []).append(
-            "3 per instance / – / {:.2f} / {:.2f} / {:.2f} / – / –".format(best.mean(), np.mean(best >= 0.5), np.mean(best >= 0.7)))
-    header = ("| source | " + " | ".join(f"{d}: #proposals / s/img / ABO / R@.5 / R@.7 / oracle mAPʳ@.5 / oracle found"
-                                         for d in loaders) + " |")  # fmt: skip
-    return [header, "| --- |" + " --- |" * len(loaders), *(f"| {k} | " + " | ".join(v) + " |" for k, v in cells.items())]
+            f"3 per instance / – / {best.mean():.2f} / {np.mean(best >= 0.5):.2f} / {np.mean(best >= 0.7):.2f} / – / –"
+        )
+    header = (
+        "| source | "
+        + " | ".join(f"{d}: #proposals / s/img / ABO / R@.5 / R@.7 / oracle mAPʳ@.5 / oracle found" for d in loaders)
+        + " |"
+    )
+    return [
+        header,
+        "| --- |" + " --- |" * len(loaders),
+        *(f"| {k} | " + " | ".join(v) + " |" for k, v in cells.items()),
+    ]
 
 
 def main(argv=None):
@@ -186,18 +214,25 @@ def main(argv=None):
     parser.add_argument("--data", default=os.environ.get("COSEGKIT_DATA", "../shared/data"), help="data root")
     parser.add_argument("--variants", nargs="+", default=["all"], help=f"'all' or some of: default, {list(VARIANTS)}")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "proposals.md"), help="markdown table")
-    parser.add_argument("--sources", nargs="+", default=None, choices=["hierarchy", "sam", "both"],
-                        help="instead of the generator variants: recall and oracle per peak per proposal source "
-                             "(trains the lite network on the N images of each dataset)")  # fmt: skip
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        default=None,
+        choices=["hierarchy", "sam", "both"],
+        help="instead of the generator variants: recall and oracle per peak per proposal source "
+        "(trains the lite network on the N images of each dataset)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="with --sources: training epochs (default: lite's)")
     args = parser.parse_args(argv)
 
     root = Path(args.data)
     if not (root / "PennFudanPed").is_dir() or not (root / "balloon").is_dir():
         sys.exit(f"No PennFudanPed/ and balloon/ under {root.resolve()}; set COSEGKIT_DATA or pass --data.")
-    names = list(VARIANTS) if "all" in args.variants else [
-        next(k for k in VARIANTS if k.startswith(v)) for v in args.variants
-    ]  # fmt: skip
+    names = (
+        list(VARIANTS)
+        if "all" in args.variants
+        else [next(k for k in VARIANTS if k.startswith(v)) for v in args.variants]
+    )
     if args.sources:
         command = "python benchmarks/proposals_recall.py " + " ".join(argv if argv is not None else sys.argv[1:])
         lines = source_rows(root, args.n, args.sources, args.epochs)
@@ -207,7 +242,8 @@ def main(argv=None):
             f"Command: `{command.strip()}`",
             "",
             f"Data: the first {args.n} images of each dataset (by file name). Network: `lite`"
-            + ("" if args.epochs is None else f" with epochs={args.epochs}") + ", trained on those images; its "
+            + ("" if args.epochs is None else f" with epochs={args.epochs}")
+            + ", trained on those images; its "
             "peaks prompt MobileSAM. ABO, R@t over all instances at the working resolution (≤ 500 px); "
             "oracle: every instance holding a used peak gets the source's best proposal (mAPʳ@0.5 of that, and "
             "the fraction of all instances found with IoU ≥ 0.5). s/img: proposals from the image "
@@ -226,9 +262,9 @@ def main(argv=None):
         return
     data = {name: list(reader(root, args.n)) for name, reader in DATASETS.items()}
 
-    header = "| generator | " + " | ".join(
-        f"{d}: #proposals / s/img / band s/img / ABO / R@.5 / R@.7" for d in data
-    ) + " |"  # fmt: skip
+    header = (
+        "| generator | " + " | ".join(f"{d}: #proposals / s/img / band s/img / ABO / R@.5 / R@.7" for d in data) + " |"
+    )
     lines = [header, "| --- |" + " --- |" * len(data)]
     print(header, flush=True)
     for name in names:

@@ -64,14 +64,20 @@ import numpy as np
 import torch
 
 from cosegkit import atomic
-from cosegkit.baselines import best_proposal_iou, oracle_per_peak, peaks_in_masks, prior_components, top_proposals_by_saliency
+from cosegkit.baselines import (
+    best_proposal_iou,
+    oracle_per_peak,
+    peaks_in_masks,
+    prior_components,
+    top_proposals_by_saliency,
+)
 from cosegkit.config import Config, preset
 from cosegkit.datasets import data_root, load_balloon, load_coco, load_pennfudan, synthetic_collection
 from cosegkit.ddt import collection_features, ddt_components, ddt_maps
 from cosegkit.evaluate import evaluate, saliency_auc
 from cosegkit.pipeline import Result, cosaliency, cosegment, select_all
-from cosegkit.proposals import PROPOSAL_SOURCES, proposals_for
 from cosegkit.prm import find_peaks
+from cosegkit.proposals import PROPOSAL_SOURCES, proposals_for
 from cosegkit.saliency import resize_map, saliency_prior
 from cosegkit.train import fit
 
@@ -105,15 +111,23 @@ def load(name: str, max_images: int | None, data: str | None, split: str = "all"
     images seed 1 (``"all"``: seed 0, as before the split)."""
     protocol_split = None if split == "all" else split
     if name == "Penn-Fudan":
-        return load_pennfudan(None if data is None else Path(data) / "PennFudanPed", max_images=max_images,
-                              protocol_split=protocol_split)  # fmt: skip
+        return load_pennfudan(
+            None if data is None else Path(data) / "PennFudanPed", max_images=max_images, protocol_split=protocol_split
+        )
     if name == "balloon":
-        return load_balloon(None if data is None else Path(data) / "balloon", max_images=max_images,
-                            protocol_split=protocol_split)  # fmt: skip
+        return load_balloon(
+            None if data is None else Path(data) / "balloon", max_images=max_images, protocol_split=protocol_split
+        )
     if name.startswith("coco:"):
         root = data_root("coco_val_subset") if data is None else Path(data) / "coco_val_subset"
-        return load_coco(root / "annotations.json", root / "images", category=name.split(":", 1)[1], min_instances=2,
-                         max_images=max_images, protocol_split=protocol_split)  # fmt: skip
+        return load_coco(
+            root / "annotations.json",
+            root / "images",
+            category=name.split(":", 1)[1],
+            min_instances=2,
+            max_images=max_images,
+            protocol_split=protocol_split,
+        )
     n = SYNTHETIC_IMAGES if max_images is None else max(2, min(SYNTHETIC_IMAGES, max_images))
     return synthetic_collection(n_images=n, size=(192, 256), instances=(1, 3), seed=1 if split == "report" else 0)
 
@@ -124,11 +138,11 @@ DEFAULT_COLLECTIONS = ("Penn-Fudan", "balloon", "synthetic")
 SPLITS = ("report", "tune", "all")
 SPLIT_TEXT = {
     "report": "report split: Penn-Fudan's PennPed images; the report half of balloon and of each COCO collection "
-              "(a hash of the file name, `cosegkit.datasets.protocol`); synthetic seed 1",
+    "(a hash of the file name, `cosegkit.datasets.protocol`); synthetic seed 1",
     "tune": "tune split: Penn-Fudan's FudanPed images; the tune half of balloon and of each COCO collection "
-            "(a hash of the file name, `cosegkit.datasets.protocol`); synthetic seed 0",
+    "(a hash of the file name, `cosegkit.datasets.protocol`); synthetic seed 0",
     "all": "every image (tune and report splits together; settings chosen on these images are not a fair report)",
-}  # fmt: skip
+}
 
 
 # ---------------------------------------------------------------- rows
@@ -144,8 +158,10 @@ class Row:
 
     def cell(self) -> str:
         m = self.metrics
-        return (f"{m['mAP_r@0.25']:.3f} / {m['mAP_r@0.5']:.3f} / {m['CorLoc_r']:.3f} / "
-                f"{self.instances_per_image:.1f} / {self.seconds_per_image:.2f}")  # fmt: skip
+        return (
+            f"{m['mAP_r@0.25']:.3f} / {m['mAP_r@0.5']:.3f} / {m['CorLoc_r']:.3f} / "
+            f"{self.instances_per_image:.1f} / {self.seconds_per_image:.2f}"
+        )
 
 
 def make_row(predictions: list, ground_truth: list, seconds: float) -> Row:
@@ -184,8 +200,11 @@ def other_sources(result: Result, config: Config, sources: list[str]) -> dict:
 
     def part(name):
         if name not in parts:
-            props, t = timed(lambda: [proposals_for(r.image, config.replace(proposals=name), r.peaks, r.logits)
-                                      for r in result.images])  # fmt: skip
+            props, t = timed(
+                lambda: [
+                    proposals_for(r.image, config.replace(proposals=name), r.peaks, r.logits) for r in result.images
+                ]
+            )
             parts[name] = (props, t)
         return parts[name]
 
@@ -228,8 +247,13 @@ def mean_area_fraction(masks: list[np.ndarray]) -> float:
     return float(np.concatenate(fractions).mean()) if fractions else float("nan")
 
 
-def peak_statistics(logits: list[np.ndarray], saliency: list[np.ndarray], gt_masks: list[np.ndarray],
-                    threshold="median", window: int = 3) -> dict:  # fmt: skip
+def peak_statistics(
+    logits: list[np.ndarray],
+    saliency: list[np.ndarray],
+    gt_masks: list[np.ndarray],
+    threshold="median",
+    window: int = 3,
+) -> dict:
     """Where the peaks of Z fall. logits: per image Z (hz, wz); saliency: per image S (H, W).
 
     Returns local maxima and used peaks (≥ ``threshold``) per image, the fraction of used peaks
@@ -249,9 +273,14 @@ def peak_statistics(logits: list[np.ndarray], saliency: list[np.ndarray], gt_mas
     s_in, s_out = mean_inside_outside(saliency, gt_masks)
     n = len(logits)
     return {
-        "peaks": n_all / n, "used peaks": n_used / n, "background": on_background / max(n_used, 1),
-        "hit": hit / max(n_gt, 1), "S in": s_in, "S out": s_out, "AUC": mean_auc(saliency, gt_masks),
-    }  # fmt: skip
+        "peaks": n_all / n,
+        "used peaks": n_used / n,
+        "background": on_background / max(n_used, 1),
+        "hit": hit / max(n_gt, 1),
+        "S in": s_in,
+        "S out": s_out,
+        "AUC": mean_auc(saliency, gt_masks),
+    }
 
 
 def mean_auc(maps: list[np.ndarray], gt_masks: list[np.ndarray]) -> float:
@@ -262,8 +291,13 @@ def mean_auc(maps: list[np.ndarray], gt_masks: list[np.ndarray]) -> float:
 
 def result_peak_statistics(result: Result, gt_masks: list[np.ndarray]) -> dict:
     c = result.config
-    return peak_statistics([r.logits for r in result.images], [r.saliency for r in result.images], gt_masks,
-                           c.peak_threshold, c.peak_window)  # fmt: skip
+    return peak_statistics(
+        [r.logits for r in result.images],
+        [r.saliency for r in result.images],
+        gt_masks,
+        c.peak_threshold,
+        c.peak_window,
+    )
 
 
 @dataclass
@@ -280,8 +314,17 @@ class Report:
 # ---------------------------------------------------------------- one collection
 
 
-def run_collection(name: str, collection, config: Config, label: str, variants: list[str], figures: Path | None = None,
-                   n_figures: int = 3, ablate_losses: bool = False, sources: list[str] | None = None) -> Report:  # fmt: skip
+def run_collection(
+    name: str,
+    collection,
+    config: Config,
+    label: str,
+    variants: list[str],
+    figures: Path | None = None,
+    n_figures: int = 3,
+    ablate_losses: bool = False,
+    sources: list[str] | None = None,
+) -> Report:
     """All rows and diagnostics for one collection with ground truth; ``label`` names the config."""
     gt = collection.gt_masks
     report = Report(name, len(collection), sum(len(g) for g in gt))
@@ -305,7 +348,9 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
         add(f"proposals={source} (same network, peaks, heat maps)", make_row(alt.predictions(), gt, t_prop + t_rank))
         d["proposals+ranking"][source] = (t_prop + t_rank) / n
     d["stages"] = stages
-    d["copeaks"] = (fitted.history[0]["copeaks_per_pair"], fitted.history[-1]["copeaks_per_pair"]) if fitted.history else None
+    d["copeaks"] = (
+        (fitted.history[0]["copeaks_per_pair"], fitted.history[-1]["copeaks_per_pair"]) if fitted.history else None
+    )
     d["trained"] = result_peak_statistics(result, gt)
     d["areas"] = (mean_area_fraction([r.masks for r in result.images]), mean_area_fraction(gt))
 
@@ -332,12 +377,20 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
     d["recall by source"] = {config.proposals: (d["proposals"], d["ABO"], d["R@0.5"], float(np.mean(best >= 0.7)))}
     for source, (alt, _, _) in alternatives.items():
         t0 = time.perf_counter()
-        oracle = [oracle_per_peak(r.proposals, r.peaks[r.used_peaks(config.peak_threshold)], r.logits.shape, g,
-                                  out_shape=r.shape) for r, g in zip(alt.images, gt)]  # fmt: skip
+        oracle = [
+            oracle_per_peak(
+                r.proposals, r.peaks[r.used_peaks(config.peak_threshold)], r.logits.shape, g, out_shape=r.shape
+            )
+            for r, g in zip(alt.images, gt)
+        ]
         add(f"oracle: best proposal per peak ({source})", make_row(oracle, gt, time.perf_counter() - t0))
         b = np.concatenate([best_proposal_iou(r.proposals, g)[0] for r, g in zip(alt.images, gt)])
-        d["recall by source"][source] = (np.mean([r.proposals.n for r in alt.images]), float(b.mean()),
-                                         float(np.mean(b >= 0.5)), float(np.mean(b >= 0.7)))  # fmt: skip
+        d["recall by source"][source] = (
+            np.mean([r.proposals.n for r in alt.images]),
+            float(b.mean()),
+            float(np.mean(b >= 0.5)),
+            float(np.mean(b >= 0.7)),
+        )
     del alternatives
 
     if figures is not None:
@@ -351,7 +404,9 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
     ddt, t = timed(ddt_predictions, untrained.net, collection, config, fitted.priors)
     add("baseline: DDT co-localisation (components)", make_row(ddt, gt, t))
     maps = network_maps(untrained.net, collection.images, config)
-    d["untrained"] = peak_statistics([z for z, _ in maps], [s for _, s in maps], gt, config.peak_threshold, config.peak_window)
+    d["untrained"] = peak_statistics(
+        [z for z, _ in maps], [s for _, s in maps], gt, config.peak_threshold, config.peak_window
+    )
     plain, t_plain = timed(cosegment, collection, config, net=untrained, proposals=proposals)
     add("untrained network (random head)", make_row(plain.predictions(), gt, t_init + t_plain))
     del plain
@@ -366,15 +421,23 @@ def run_collection(name: str, collection, config: Config, label: str, variants: 
         del only, net
 
     # baselines on the unsupervised prior (at the original resolution)
-    priors, t_prior = timed(lambda: [saliency_prior(image, method=config.prior, power=config.prior_power,
-                                                    work_size=config.prior_work_size) for image in collection.images])  # fmt: skip
+    priors, t_prior = timed(
+        lambda: [
+            saliency_prior(image, method=config.prior, power=config.prior_power, work_size=config.prior_work_size)
+            for image in collection.images
+        ]
+    )
     d["prior in/out"] = mean_inside_outside(priors, gt)
     d["prior AUC"] = mean_auc(priors, gt)
     components, t = timed(lambda: [prior_components(p, p.shape) for p in priors])
     add("baseline: prior components", make_row(components, gt, t_prior + t))
     for score_name, what in (("soft_iou", "soft IoU"), ("contrast", "contrast")):
-        top, t = timed(lambda: [top_proposals_by_saliency(props, p, k=TOP_K, nms_iou=0.4, out_shape=p.shape, score=score_name)
-                                for props, p in zip(proposals, priors)])  # fmt: skip
+        top, t = timed(
+            lambda: [
+                top_proposals_by_saliency(props, p, k=TOP_K, nms_iou=0.4, out_shape=p.shape, score=score_name)
+                for props, p in zip(proposals, priors)
+            ]
+        )
         add(f"baseline: top-{TOP_K} proposals by prior {what}", make_row(top, gt, t_prior + t))
     return report
 
@@ -432,8 +495,17 @@ def save_figures(result: Result, folder: Path, n: int) -> None:
 # ---------------------------------------------------------------- markdown
 
 
-ROW_ORDER = ["cosegkit", "proposals=", "− co-saliency", "untrained", "saliency loss only", "baseline: prior", "baseline: top", "oracle",
-             "variant"]  # fmt: skip
+ROW_ORDER = [
+    "cosegkit",
+    "proposals=",
+    "− co-saliency",
+    "untrained",
+    "saliency loss only",
+    "baseline: prior",
+    "baseline: top",
+    "oracle",
+    "variant",
+]
 
 
 def ordered_labels(reports: list[Report]) -> list[str]:
@@ -461,30 +533,49 @@ def diagnostics_table(reports: list[Report]) -> list[str]:
             return "–"
 
     quantities = [
-        ("images / instances (per image)", lambda d, r: f"{r.n_images} / {r.n_instances} ({r.n_instances / r.n_images:.1f})"),
+        (
+            "images / instances (per image)",
+            lambda d, r: f"{r.n_images} / {r.n_instances} ({r.n_instances / r.n_images:.1f})",
+        ),
         ("co-peaks per pair, epoch 1 → last", lambda d, r: "{:.0f} → {:.0f}".format(*d["copeaks"])),
-        ("mean instance area (fraction of the image): method / ground truth", lambda d, r: "{:.3f} / {:.3f}".format(*d["areas"])),
+        (
+            "mean instance area (fraction of the image): method / ground truth",
+            lambda d, r: "{:.3f} / {:.3f}".format(*d["areas"]),
+        ),
         ("mean prior Ŝ in / out", lambda d, r: "{:.2f} / {:.2f}".format(*d["prior in/out"])),
-        ("AUC against the union of the instances: S (trained) / prior Ŝ",
-         lambda d, r: f"{d['trained']['AUC']:.3f} / {d['prior AUC']:.3f}"),
+        (
+            "AUC against the union of the instances: S (trained) / prior Ŝ",
+            lambda d, r: f"{d['trained']['AUC']:.3f} / {d['prior AUC']:.3f}",
+        ),
         ("proposals per image / ABO / R@0.5", lambda d, r: f"{d['proposals']:.0f} / {d['ABO']:.2f} / {d['R@0.5']:.2f}"),
-    ]  # fmt: skip
+    ]
     sources = list(dict.fromkeys(k for rep in reports for k in rep.diagnostics.get("recall by source", {})))
     if len(sources) > 1:
         for source in sources:
             quantities += [
-                (f"proposals={source}: per image / ABO / R@0.5 / R@0.7",
-                 lambda d, r, s=source: "{:.0f} / {:.2f} / {:.2f} / {:.2f}".format(*d["recall by source"][s])),
-                (f"proposals={source}: s/img proposals + ranking", lambda d, r, s=source: f"{d['proposals+ranking'][s]:.2f}"),
-            ]  # fmt: skip
+                (
+                    f"proposals={source}: per image / ABO / R@0.5 / R@0.7",
+                    lambda d, r, s=source: "{:.0f} / {:.2f} / {:.2f} / {:.2f}".format(*d["recall by source"][s]),
+                ),
+                (
+                    f"proposals={source}: s/img proposals + ranking",
+                    lambda d, r, s=source: f"{d['proposals+ranking'][s]:.2f}",
+                ),
+            ]
     networks = [k for k in ("trained", "untrained", "saliency only") if any(k in rep.diagnostics for rep in reports)]
     for net in networks:
         quantities += [
-            (f"{net}: local maxima of Z / used peaks per image", lambda d, r, k=net: f"{d[k]['peaks']:.1f} / {d[k]['used peaks']:.1f}"),
+            (
+                f"{net}: local maxima of Z / used peaks per image",
+                lambda d, r, k=net: f"{d[k]['peaks']:.1f} / {d[k]['used peaks']:.1f}",
+            ),
             (f"{net}: used peaks on the background", lambda d, r, k=net: f"{d[k]['background']:.2f}"),
             (f"{net}: instances hit by a used peak", lambda d, r, k=net: f"{d[k]['hit']:.2f}"),
-            (f"{net}: mean S in / out of the instances", lambda d, r, k=net: f"{d[k]['S in']:.2f} / {d[k]['S out']:.2f}"),
-        ]  # fmt: skip
+            (
+                f"{net}: mean S in / out of the instances",
+                lambda d, r, k=net: f"{d[k]['S in']:.2f} / {d[k]['S out']:.2f}",
+            ),
+        ]
     stages = list(dict.fromkeys(k for rep in reports for k in rep.diagnostics.get("stages", {})))
     for stage in stages:
         quantities.append((f"s/img: {stage}", lambda d, r, s=stage: f"{d['stages'][s] / r.n_images:.2f}"))
@@ -500,11 +591,21 @@ def config_summary(config: Config) -> str:
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or "(the paper's defaults)"
 
 
-def write_markdown(path: Path, reports: list[Report], config: Config, label: str, command: str, started: str,
-                   seconds: float, split: str = "all") -> None:  # fmt: skip
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
-               f"device {config.torch_device}, Python {platform.python_version()}, torch {torch.__version__}, "
-               f"numpy {np.__version__}")  # fmt: skip
+def write_markdown(
+    path: Path,
+    reports: list[Report],
+    config: Config,
+    label: str,
+    command: str,
+    started: str,
+    seconds: float,
+    split: str = "all",
+) -> None:
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
+        f"device {config.torch_device}, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"numpy {np.__version__}"
+    )
     text = [
         "# Instance co-segmentation quality",
         "",
@@ -573,22 +674,45 @@ def write_markdown(path: Path, reports: list[Report], config: Config, label: str
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--max-images", type=int, default=None, help="first N images of each real collection "
-                        f"(synthetic: min(N, {SYNTHETIC_IMAGES})); default all")  # fmt: skip
+    parser.add_argument(
+        "--max-images",
+        type=int,
+        default=None,
+        help=f"first N images of each real collection (synthetic: min(N, {SYNTHETIC_IMAGES})); default all",
+    )
     parser.add_argument("--collections", nargs="+", default=list(DEFAULT_COLLECTIONS), choices=COLLECTIONS)
-    parser.add_argument("--split", default="report", choices=SPLITS,
-                        help="which images: the report split (default; what tables quote), the tune split (where "
-                             "settings are chosen) or all (cosegkit.datasets.protocol)")  # fmt: skip
+    parser.add_argument(
+        "--split",
+        default="report",
+        choices=SPLITS,
+        help="which images: the report split (default; what tables quote), the tune split (where "
+        "settings are chosen) or all (cosegkit.datasets.protocol)",
+    )
     parser.add_argument("--preset", default="lite", help="config preset (default: lite)")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
-    parser.add_argument("--variants", nargs="*", default=None, metavar="KEY=VALUE[,KEY=VALUE]",
-                        help=f"extra ranking settings as rerank rows; with no value: {DEFAULT_VARIANTS}")  # fmt: skip
-    parser.add_argument("--proposals", nargs="+", default=[], choices=PROPOSAL_SOURCES,
-                        help="rows with these proposal sources for the same network and peaks (the preset's own source "
-                             "is the method row); sam needs MobileSAM's weights (python -m cosegkit weights)")  # fmt: skip
-    parser.add_argument("--ablate-losses", action="store_true",
-                        help="add a row trained with the saliency loss only (λt = λa = 0); doubles the training time")  # fmt: skip
-    parser.add_argument("--data", default=None, help="data root with PennFudanPed/ and balloon/ (default $COSEGKIT_DATA)")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=None,
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help=f"extra ranking settings as rerank rows; with no value: {DEFAULT_VARIANTS}",
+    )
+    parser.add_argument(
+        "--proposals",
+        nargs="+",
+        default=[],
+        choices=PROPOSAL_SOURCES,
+        help="rows with these proposal sources for the same network and peaks (the preset's own source "
+        "is the method row); sam needs MobileSAM's weights (python -m cosegkit weights)",
+    )
+    parser.add_argument(
+        "--ablate-losses",
+        action="store_true",
+        help="add a row trained with the saliency loss only (λt = λa = 0); doubles the training time",
+    )
+    parser.add_argument(
+        "--data", default=None, help="data root with PennFudanPed/ and balloon/ (default $COSEGKIT_DATA)"
+    )
     parser.add_argument("--figures", type=Path, default=None, help="save overlay and heat-map figures here")
     parser.add_argument("--n-figures", type=int, default=3, help="images per collection with figures")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality.md")
@@ -610,8 +734,19 @@ def main(argv=None):
             collection = load(name, args.max_images, args.data, args.split)
         except FileNotFoundError as error:
             sys.exit(f"{error}\nSet COSEGKIT_DATA (or --data) or leave {name} out with --collections.")
-        reports.append(run_collection(f"{name} ({args.split})", collection, config, label, variants, args.figures,
-                                      args.n_figures, args.ablate_losses, args.proposals))  # fmt: skip
+        reports.append(
+            run_collection(
+                f"{name} ({args.split})",
+                collection,
+                config,
+                label,
+                variants,
+                args.figures,
+                args.n_figures,
+                args.ablate_losses,
+                args.proposals,
+            )
+        )
         write_markdown(args.out, reports, config, label, command.strip(), started, time.perf_counter() - t0, args.split)
         print(f"  (written {args.out})", flush=True)
 

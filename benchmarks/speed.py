@@ -211,8 +211,13 @@ def training_floor(fitted, config, n_images: int, sample_steps: int, seed: int =
     net.eval()
     passes = config.epochs * math.ceil(n_images / config.batch_size)
     per_pass = float(np.median(plain))
-    return {"seconds per pass": per_pass, "seconds per real step": float(np.median(real)), "passes": passes,
-            "measured passes": len(plain), "seconds": per_pass * passes}  # fmt: skip
+    return {
+        "seconds per pass": per_pass,
+        "seconds per real step": float(np.median(real)),
+        "passes": passes,
+        "measured passes": len(plain),
+        "seconds": per_pass * passes,
+    }
 
 
 def time_peak_passes(model, x, peaks) -> tuple[float, float]:
@@ -234,8 +239,9 @@ def time_peak_passes(model, x, peaks) -> tuple[float, float]:
     return t1 - t0, time.perf_counter() - t1
 
 
-def heatmap_floor(net, images: list[np.ndarray], peaks: list[np.ndarray], used: list[int], config,
-                  sample_images: int) -> dict:  # fmt: skip
+def heatmap_floor(
+    net, images: list[np.ndarray], peaks: list[np.ndarray], used: list[int], config, sample_images: int
+) -> dict:
     """Plain image → Z forward passes and one backward pass per used peak (see FLOOR).
 
     images: (H, W, 3) uint8 per image; peaks: (M, 2) per image — every peak the pipeline made a
@@ -273,16 +279,22 @@ def heatmap_floor(net, images: list[np.ndarray], peaks: list[np.ndarray], used: 
     per = {name: (fb[0] / len(sample), fb[1] / measured_peaks) for name, fb in times.items()}
     forward, backward = per["plain"]
     return {
-        "forward seconds per image": forward, "backward seconds per peak": backward,
-        "z+ forward seconds per image": per["z+"][0], "z+ backward seconds per peak": per["z+"][1],
-        "measured images": len(sample), "measured peaks": measured_peaks, "peaks": used_peaks, "all peaks": all_peaks,
+        "forward seconds per image": forward,
+        "backward seconds per peak": backward,
+        "z+ forward seconds per image": per["z+"][0],
+        "z+ backward seconds per peak": per["z+"][1],
+        "measured images": len(sample),
+        "measured peaks": measured_peaks,
+        "peaks": used_peaks,
+        "all peaks": all_peaks,
         "seconds": forward * len(images) + backward * used_peaks,
         "seconds, all peaks": forward * len(images) + backward * all_peaks,
-    }  # fmt: skip
+    }
 
 
-def measure(preset_name: str, n_images: int, data: str | None, floor_steps: int, floor_images: int,
-            rerank_repeats: int = 3) -> tuple[dict, dict]:  # fmt: skip
+def measure(
+    preset_name: str, n_images: int, data: str | None, floor_steps: int, floor_images: int, rerank_repeats: int = 3
+) -> tuple[dict, dict]:
     """Time every stage of one configuration and its floor.
 
     Returns a JSON-able record (see ``write_markdown``) and the objects it measured
@@ -315,7 +327,9 @@ def measure(preset_name: str, n_images: int, data: str | None, floor_steps: int,
         print(f"[{preset_name} N={n_images}] training ({config.epochs} epochs) …", flush=True)
         with phases.phase("training"):
             start = time.perf_counter()
-            fitted = fit(collection, config, priors=priors, callback=lambda epoch, record, net: ends.append(time.perf_counter()))
+            fitted = fit(
+                collection, config, priors=priors, callback=lambda epoch, record, net: ends.append(time.perf_counter())
+            )
         setup, per_epoch = epoch_seconds(start, ends)
         print(f"[{preset_name} N={n_images}] co-saliency, proposals, heat maps, ranking …", flush=True)
         with phases.phase("inference"):
@@ -335,7 +349,9 @@ def measure(preset_name: str, n_images: int, data: str | None, floor_steps: int,
             t_convert = time.perf_counter() - t0
             floor_train = training_floor(fitted, config, n_images, floor_steps, seed=config.seed)
             used = [len(r.used_peaks(config.peak_threshold)) for r in result.images]
-            floor_heat = heatmap_floor(fitted.net, collection.images, [r.peaks for r in result.images], used, config, floor_images)
+            floor_heat = heatmap_floor(
+                fitted.net, collection.images, [r.peaks for r in result.images], used, config, floor_images
+            )
     finally:
         phases.close()
 
@@ -356,14 +372,26 @@ def measure(preset_name: str, n_images: int, data: str | None, floor_steps: int,
         "evaluation": phases.seconds["evaluation"],
         "rerank": float(np.median(rerank)),
     }
-    seconds["pipeline"] = sum(seconds[k] for k in ("prior", "training", "co-saliency", "heat maps", "proposals", "ranking"))
+    seconds["pipeline"] = sum(
+        seconds[k] for k in ("prior", "training", "co-saliency", "heat maps", "proposals", "ranking")
+    )
     threshold = config.peak_threshold
     record = {
         "preset": preset_name,
         "n": n_images,
         "device": str(device),
-        "config": {k: getattr(config, k) for k in ("backbone", "image_size", "epochs", "batch_size", "trainable_blocks",
-                                                    "proposal_max_side", "prior_work_size")},  # fmt: skip
+        "config": {
+            k: getattr(config, k)
+            for k in (
+                "backbone",
+                "image_size",
+                "epochs",
+                "batch_size",
+                "trainable_blocks",
+                "proposal_max_side",
+                "prior_work_size",
+            )
+        },
         "seconds": seconds,
         "floor": {"training": floor_train, "heat maps": floor_heat},
         "rss_mb": phases.rss_mb,
@@ -375,7 +403,9 @@ def measure(preset_name: str, n_images: int, data: str | None, floor_steps: int,
             "used peaks per image": float(np.mean([len(r.used_peaks(threshold)) for r in result.images])),
             "proposals per image": float(np.mean([r.proposals.n for r in result.images])),
             "instances per image": result.n_instances / len(result),
-            "image pixels (mean, Mpx)": float(np.mean([r.image.shape[0] * r.image.shape[1] for r in result.images]) / 1e6),
+            "image pixels (mean, Mpx)": float(
+                np.mean([r.image.shape[0] * r.image.shape[1] for r in result.images]) / 1e6
+            ),
         },
         "metrics": metrics,
     }
@@ -473,10 +503,15 @@ def leaner_zplus(twin, images: list, xs: list, n_images: int, repeats: int = 3) 
                 difference = max(difference, float((a - b).abs().max() / a.abs().max().clamp_min(1e-30)))
     n = len(images)
     now, changed = float(np.median(now)) / n, float(np.median(changed)) / n
-    return {"what": "leaner z⁺ forward: 1/z⁺ as one `where`, ReLU6 routing as one autograd.Function "
-                    f"(heat maps differ by ≤ {difference:.1e} of their maximum)",
-            "where": "prm._inverse, prm.RoutedReLU6", "now": now, "changed": changed,
-            "unit": "s per image (heat maps of every peak)", "projected": (now - changed) * n_images}  # fmt: skip
+    return {
+        "what": "leaner z⁺ forward: 1/z⁺ as one `where`, ReLU6 routing as one autograd.Function "
+        f"(heat maps differ by ≤ {difference:.1e} of their maximum)",
+        "where": "prm._inverse, prm.RoutedReLU6",
+        "now": now,
+        "changed": changed,
+        "unit": "s per image (heat maps of every peak)",
+        "projected": (now - changed) * n_images,
+    }
 
 
 def what_ifs(state: dict, repeats: int = 5) -> list[dict]:
@@ -517,25 +552,42 @@ def what_ifs(state: dict, repeats: int = 5) -> list[dict]:
         return run
 
     t = interleaved({k: step(k) for k in nets}, repeats)
-    rows.append({"what": "training step (losses + backward + Adam) with network and cached front in channels-last format",
-                 "where": "train.fit / compute_front", "now": t["now"], "changed": t["channels-last"], "unit": "s per step",
-                 "projected": (t["now"] - t["channels-last"]) * steps})  # fmt: skip
+    rows.append(
+        {
+            "what": "training step (losses + backward + Adam) with network and cached front in channels-last format",
+            "where": "train.fit / compute_front",
+            "now": t["now"],
+            "changed": t["channels-last"],
+            "unit": "s per step",
+            "projected": (t["now"] - t["channels-last"]) * steps,
+        }
+    )
 
     if config.trainable_blocks is not None:
+
         def front_of(kind):
             def run():
                 with torch.no_grad():
                     for i in range(0, n, 8):
                         x = nets[kind].normalize(fitted.inputs[i : i + 8].to(device))
-                        nets[kind].front(x.contiguous(memory_format=cl) if kind != "now" else x, config.trainable_blocks)
+                        nets[kind].front(
+                            x.contiguous(memory_format=cl) if kind != "now" else x, config.trainable_blocks
+                        )
                 sync(device)
 
             return run
 
         t = interleaved({k: front_of(k) for k in nets}, max(2, repeats // 2))
-        rows.append({"what": f"frozen front of all {n} images in channels-last format", "where": "train.compute_front",
-                     "now": t["now"], "changed": t["channels-last"], "unit": "s per collection",
-                     "projected": t["now"] - t["channels-last"]})  # fmt: skip
+        rows.append(
+            {
+                "what": f"frozen front of all {n} images in channels-last format",
+                "where": "train.compute_front",
+                "now": t["now"],
+                "changed": t["channels-last"],
+                "unit": "s per collection",
+                "projected": t["now"] - t["channels-last"],
+            }
+        )
     for net in nets.values():
         net.eval()
     del nets, optimizers, fronts
@@ -555,9 +607,16 @@ def what_ifs(state: dict, repeats: int = 5) -> list[dict]:
         return run
 
     t = interleaved({"now": heat("now"), "used": heat("used")}, max(1, repeats // 2))
-    rows.append({"what": "heat maps for the used peaks only (≥ median of Z), not every local maximum",
-                 "where": "pipeline.analyse_image", "now": t["now"] / len(sample), "changed": t["used"] / len(sample),
-                 "unit": "s per image", "projected": (t["now"] - t["used"]) / len(sample) * n})  # fmt: skip
+    rows.append(
+        {
+            "what": "heat maps for the used peaks only (≥ median of Z), not every local maximum",
+            "where": "pipeline.analyse_image",
+            "now": t["now"] / len(sample),
+            "changed": t["used"] / len(sample),
+            "unit": "s per image",
+            "projected": (t["now"] - t["used"]) / len(sample) * n,
+        }
+    )
 
     # 3. a leaner z⁺ forward pass: fewer full passes over every activation (same maps)
     rows.append(leaner_zplus(twin, sample, xs, n))
@@ -565,12 +624,23 @@ def what_ifs(state: dict, repeats: int = 5) -> list[dict]:
     # 4. raising the heat maps to heatmap_power: float power vs repeated products
     if config.heatmap_power == 3:
         maps = [r.heatmaps for r in result.images]  # (M, h, w) per image: what the ranking's cache powers, once
-        t = interleaved({"now": lambda: [np.maximum(m, 0) ** 3.0 for m in maps],
-                         "product": lambda: [(lambda p: p * p * p)(np.maximum(m, 0)) for m in maps]}, repeats)  # fmt: skip
-        rows.append({"what": "heat maps cubed as p·p·p instead of p ** 3.0 (numpy has no fast path for the power 3)",
-                     "where": "pipeline.ranking_terms_of",
-                     "now": t["now"], "changed": t["product"], "unit": f"s per {n} images (each build of the ranking terms)",
-                     "projected": t["now"] - t["product"]})  # fmt: skip
+        t = interleaved(
+            {
+                "now": lambda: [np.maximum(m, 0) ** 3.0 for m in maps],
+                "product": lambda: [(lambda p: p * p * p)(np.maximum(m, 0)) for m in maps],
+            },
+            repeats,
+        )
+        rows.append(
+            {
+                "what": "heat maps cubed as p·p·p instead of p ** 3.0 (numpy has no fast path for the power 3)",
+                "where": "pipeline.ranking_terms_of",
+                "now": t["now"],
+                "changed": t["product"],
+                "unit": f"s per {n} images (each build of the ranking terms)",
+                "projected": t["now"] - t["product"],
+            }
+        )
     return rows
 
 
@@ -632,35 +702,72 @@ def stage_table(runs: list[dict]) -> list[str]:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
 
     if any("load" in m for m in runs):
-        row("load average (1 min) before / after: others' jobs on this machine", [
-            "{:.1f} / {:.1f}".format(*m["load"]) if "load" in m else "–" for m in runs])  # fmt: skip
-    row("peaks per image: all (heat maps) / used (≥ median)",
-        [f"{m['counts']['peaks per image']:.1f} / {m['counts']['used peaks per image']:.1f}" for m in runs])  # fmt: skip
-    row("proposals / instances per image",
-        [f"{m['counts']['proposals per image']:.0f} / {m['counts']['instances per image']:.1f}" for m in runs])  # fmt: skip
-    row("mAPʳ@0.25 / mAPʳ@0.5 / CorLocʳ",
-        ["{:.2f} / {:.2f} / {:.2f}".format(*(m["metrics"][k] for k in ("mAP_r@0.25", "mAP_r@0.5", "CorLoc_r"))) for m in runs])  # fmt: skip
+        row(
+            "load average (1 min) before / after: others' jobs on this machine",
+            ["{:.1f} / {:.1f}".format(*m["load"]) if "load" in m else "–" for m in runs],
+        )
+    row(
+        "peaks per image: all (heat maps) / used (≥ median)",
+        [f"{m['counts']['peaks per image']:.1f} / {m['counts']['used peaks per image']:.1f}" for m in runs],
+    )
+    row(
+        "proposals / instances per image",
+        [f"{m['counts']['proposals per image']:.0f} / {m['counts']['instances per image']:.1f}" for m in runs],
+    )
+    row(
+        "mAPʳ@0.25 / mAPʳ@0.5 / CorLocʳ",
+        [
+            "{:.2f} / {:.2f} / {:.2f}".format(*(m["metrics"][k] for k in ("mAP_r@0.25", "mAP_r@0.5", "CorLoc_r")))
+            for m in runs
+        ],
+    )
     for key, name in STAGES:
         digits = 3 if key in ("rerank", "evaluation") else 2
         row(f"{name}, s", [fmt(m["seconds"][key], digits) for m in runs])
-    row("floor: training, s (passes × s/pass)",
-        [f"{fmt(m['floor']['training']['seconds'])} ({m['floor']['training']['passes']} × "
-         f"{fmt(m['floor']['training']['seconds per pass'], 3)})" for m in runs])  # fmt: skip
-    row("floor: heat maps, s (images × fwd + used peaks × bwd)",
-        [f"{fmt(m['floor']['heat maps']['seconds'])} ({m['n']} × {fmt(m['floor']['heat maps']['forward seconds per image'], 3)}"
-         f" + {m['floor']['heat maps']['peaks']} × {fmt(m['floor']['heat maps']['backward seconds per peak'], 3)})" for m in runs])  # fmt: skip
-    row("  floor if every local maximum counted (what the pipeline back-propagates), s",
-        [f"{fmt(m['floor']['heat maps']['seconds, all peaks'])} (+ {m['floor']['heat maps']['all peaks'] - m['floor']['heat maps']['peaks']} peaks)"
-         for m in runs])  # fmt: skip
-    row("  same loop: real training step / plain pass, s",
-        [f"{fmt(m['floor']['training']['seconds per real step'], 3)} / {fmt(m['floor']['training']['seconds per pass'], 3)}"
-         for m in runs])  # fmt: skip
-    row("  same loop: z⁺ / plain forward per image, s",
-        [f"{fmt(m['floor']['heat maps']['z+ forward seconds per image'], 3)} / {fmt(m['floor']['heat maps']['forward seconds per image'], 3)}"
-         for m in runs])  # fmt: skip
-    row("  same loop: z⁺ / plain backward per peak, s",
-        [f"{fmt(m['floor']['heat maps']['z+ backward seconds per peak'], 3)} / {fmt(m['floor']['heat maps']['backward seconds per peak'], 3)}"
-         for m in runs])  # fmt: skip
+    row(
+        "floor: training, s (passes × s/pass)",
+        [
+            f"{fmt(m['floor']['training']['seconds'])} ({m['floor']['training']['passes']} × "
+            f"{fmt(m['floor']['training']['seconds per pass'], 3)})"
+            for m in runs
+        ],
+    )
+    row(
+        "floor: heat maps, s (images × fwd + used peaks × bwd)",
+        [
+            f"{fmt(m['floor']['heat maps']['seconds'])} ({m['n']} × {fmt(m['floor']['heat maps']['forward seconds per image'], 3)}"
+            f" + {m['floor']['heat maps']['peaks']} × {fmt(m['floor']['heat maps']['backward seconds per peak'], 3)})"
+            for m in runs
+        ],
+    )
+    row(
+        "  floor if every local maximum counted (what the pipeline back-propagates), s",
+        [
+            f"{fmt(m['floor']['heat maps']['seconds, all peaks'])} (+ {m['floor']['heat maps']['all peaks'] - m['floor']['heat maps']['peaks']} peaks)"
+            for m in runs
+        ],
+    )
+    row(
+        "  same loop: real training step / plain pass, s",
+        [
+            f"{fmt(m['floor']['training']['seconds per real step'], 3)} / {fmt(m['floor']['training']['seconds per pass'], 3)}"
+            for m in runs
+        ],
+    )
+    row(
+        "  same loop: z⁺ / plain forward per image, s",
+        [
+            f"{fmt(m['floor']['heat maps']['z+ forward seconds per image'], 3)} / {fmt(m['floor']['heat maps']['forward seconds per image'], 3)}"
+            for m in runs
+        ],
+    )
+    row(
+        "  same loop: z⁺ / plain backward per peak, s",
+        [
+            f"{fmt(m['floor']['heat maps']['z+ backward seconds per peak'], 3)} / {fmt(m['floor']['heat maps']['backward seconds per peak'], 3)}"
+            for m in runs
+        ],
+    )
     ratios = [floor_ratios(m) for m in runs]
     row("training / floor", [fmt(r["training"]) for r in ratios])
     row("  epochs only (per epoch × epochs, no set-up) / floor", [fmt(r["training epochs"]) for r in ratios])
@@ -678,8 +785,18 @@ def stage_table(runs: list[dict]) -> list[str]:
     return lines
 
 
-GROWTH_STAGES = ["prior", "training", "training per epoch", "co-saliency", "heat maps", "proposals", "ranking", "pipeline",
-                 "evaluation", "rerank"]  # fmt: skip
+GROWTH_STAGES = [
+    "prior",
+    "training",
+    "training per epoch",
+    "co-saliency",
+    "heat maps",
+    "proposals",
+    "ranking",
+    "pipeline",
+    "evaluation",
+    "rerank",
+]
 
 
 PEAK_COUNTS = [  # what the heat maps and the ranking scale with: (count key, row label)
@@ -709,21 +826,31 @@ def growth_table(runs: list[dict]) -> list[str]:
     for name in dict.fromkeys(m["preset"] for m in runs):
         group = sorted((m for m in runs if m["preset"] == name), key=lambda m: m["n"])
         ns = [m["n"] for m in group]
-        lines += [f"**{name}** (seconds per image; growth = s/img at N={ns[-1]} ÷ s/img at N={ns[0]})", "",
-                  "| stage | " + " | ".join(f"N={n}" for n in ns) + " | growth | |",
-                  "| --- |" + " ---: |" * len(ns) + " ---: | --- |"]  # fmt: skip
+        lines += [
+            f"**{name}** (seconds per image; growth = s/img at N={ns[-1]} ÷ s/img at N={ns[0]})",
+            "",
+            "| stage | " + " | ".join(f"N={n}" for n in ns) + " | growth | |",
+            "| --- |" + " ---: |" * len(ns) + " ---: | --- |",
+        ]
         for key in GROWTH_STAGES:
             per_image = [m["seconds"][key] / m["n"] for m in group]
             factor, verdict = growth(per_image)
             digits = 4 if key in ("rerank", "evaluation", "training per epoch") else 3
-            lines.append(f"| {key} | " + " | ".join(fmt(v, digits) for v in per_image) + f" | {fmt(factor)} | {verdict} |")
+            lines.append(
+                f"| {key} | " + " | ".join(fmt(v, digits) for v in per_image) + f" | {fmt(factor)} | {verdict} |"
+            )
         yardstick = [floor_ratios(m)["training epochs"] for m in group]
         factor, verdict = growth(yardstick)
-        lines.append("| training epochs ÷ their floor, both measured in the same process (less sensitive to the load) | "
-                     + " | ".join(fmt(v) for v in yardstick) + f" | {fmt(factor)} | {verdict} |")  # fmt: skip
+        lines.append(
+            "| training epochs ÷ their floor, both measured in the same process (less sensitive to the load) | "
+            + " | ".join(fmt(v) for v in yardstick)
+            + f" | {fmt(factor)} | {verdict} |"
+        )
         for key, what in PEAK_COUNTS:
             counts = [m["counts"][key] for m in group]
-            lines.append(f"| {what} | " + " | ".join(fmt(v, 1) for v in counts) + f" | {fmt(growth(counts)[0])} | (a count) |")
+            lines.append(
+                f"| {what} | " + " | ".join(fmt(v, 1) for v in counts) + f" | {fmt(growth(counts)[0])} | (a count) |"
+            )
         lines.append("")
     return lines
 
@@ -731,18 +858,37 @@ def growth_table(runs: list[dict]) -> list[str]:
 def targets(runs: list[dict]) -> list[str]:
     """The target / measured / met? block for the lite preset on 12 images."""
     m = next((m for m in runs if (m["preset"], m["n"]) == TARGETS_AT), None)
-    lines = [f"| target ({TARGETS_AT[0]}, {TARGETS_AT[1]} images) | target | measured | met? |", "| --- | --- | ---: | --- |"]
+    lines = [
+        f"| target ({TARGETS_AT[0]}, {TARGETS_AT[1]} images) | target | measured | met? |",
+        "| --- | --- | ---: | --- |",
+    ]
     if m is None:
         return lines + [f"| (not measured: run with `--presets {TARGETS_AT[0]} --sizes {TARGETS_AT[1]}`) | | | |"]
     s = m["seconds"]
     checks = [
         ("full pipeline", f"< {TARGET_PIPELINE_S:.0f} s", s["pipeline"], s["pipeline"] < TARGET_PIPELINE_S, "s"),
-        ("proposals per image", f"< {TARGET_PROPOSALS_S_PER_IMAGE:.0f} s", s["proposals"] / m["n"],
-         s["proposals"] / m["n"] < TARGET_PROPOSALS_S_PER_IMAGE, "s"),
-        ("`Result.rerank`, whole collection", f"< {TARGET_RERANK_S} s", s["rerank"], s["rerank"] < TARGET_RERANK_S, "s"),
-        ("(training + heat maps) / floor", f"≤ {TARGET_FLOOR_RATIO}", floor_ratios(m)["both"],
-         floor_ratios(m)["both"] <= TARGET_FLOOR_RATIO, "×"),
-    ]  # fmt: skip
+        (
+            "proposals per image",
+            f"< {TARGET_PROPOSALS_S_PER_IMAGE:.0f} s",
+            s["proposals"] / m["n"],
+            s["proposals"] / m["n"] < TARGET_PROPOSALS_S_PER_IMAGE,
+            "s",
+        ),
+        (
+            "`Result.rerank`, whole collection",
+            f"< {TARGET_RERANK_S} s",
+            s["rerank"],
+            s["rerank"] < TARGET_RERANK_S,
+            "s",
+        ),
+        (
+            "(training + heat maps) / floor",
+            f"≤ {TARGET_FLOOR_RATIO}",
+            floor_ratios(m)["both"],
+            floor_ratios(m)["both"] <= TARGET_FLOOR_RATIO,
+            "×",
+        ),
+    ]
     for name, target, value, met, unit in checks:
         lines.append(f"| {name} | {target} | {value:.3f} {unit} | {'yes' if met else '**no**'} |")
     return lines
@@ -752,8 +898,12 @@ def code_version() -> str:
     """The repository's commit, and whether cosegkit/ differs from it ("" outside a git checkout)."""
     root = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "cosegkit"], cwd=root, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "cosegkit"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
     return commit + (" with uncommitted changes in cosegkit/" if dirty else "")
@@ -764,7 +914,11 @@ def machine_facts(threads: int) -> str:
 
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     try:
         import psutil
@@ -773,9 +927,11 @@ def machine_facts(threads: int) -> str:
     except ImportError:
         memory = "psutil not installed (RSS = ru_maxrss)"
     gpu = f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no CUDA"
-    return (f"{cpu}, {os.cpu_count()} CPU cores, {memory}, {gpu}; OMP_NUM_THREADS={threads} and "
-            f"torch.set_num_threads({threads}) in every measured process; Python {platform.python_version()}, "
-            f"torch {torch.__version__}, numpy {np.__version__}")  # fmt: skip
+    return (
+        f"{cpu}, {os.cpu_count()} CPU cores, {memory}, {gpu}; OMP_NUM_THREADS={threads} and "
+        f"torch.set_num_threads({threads}) in every measured process; Python {platform.python_version()}, "
+        f"torch {torch.__version__}, numpy {np.__version__}"
+    )
 
 
 def findings(m: dict) -> list[str]:
@@ -807,28 +963,60 @@ def profile_section(profile: dict | None, runs: list[dict] | None = None) -> lis
     if profile is None:
         return []
     profiled = next((m for m in runs or [] if label(m) == profile["label"]), None)
-    lines = ["## Hot spots", "",
-             f"cProfile of one `{profile['label']}` run (the same measurement as above, in its own process under the "
-             f"profiler: {profile['total']:.0f} s profiled, profiling overhead included). Functions of cosegkit and the library calls "
-             "doing the work; *own* is time spent in the function itself, *cumulative* includes its callees.", "",
-             *(["What the measured numbers say:", "", *findings(profiled), ""] if profiled else []),
-             "cosegkit's functions by cumulative time:", "",
-             "| function | calls | own s | cumulative s | % of run |", "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = [
+        "## Hot spots",
+        "",
+        f"cProfile of one `{profile['label']}` run (the same measurement as above, in its own process under the "
+        f"profiler: {profile['total']:.0f} s profiled, profiling overhead included). Functions of cosegkit and the library calls "
+        "doing the work; *own* is time spent in the function itself, *cumulative* includes its callees.",
+        "",
+        *(["What the measured numbers say:", "", *findings(profiled), ""] if profiled else []),
+        "cosegkit's functions by cumulative time:",
+        "",
+        "| function | calls | own s | cumulative s | % of run |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for r in profile["cumulative"]:
-        lines.append(f"| `{r['name']}` | {r['calls']} | {r['own']:.2f} | {r['cumulative']:.2f} | {100 * r['cumulative'] / profile['total']:.1f} |")
-    lines += ["", "Everything (cosegkit and the libraries' built-ins) by own time:", "", "| function | calls | own s | cumulative s | % of run |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines.append(
+            f"| `{r['name']}` | {r['calls']} | {r['own']:.2f} | {r['cumulative']:.2f} | {100 * r['cumulative'] / profile['total']:.1f} |"
+        )
+    lines += [
+        "",
+        "Everything (cosegkit and the libraries' built-ins) by own time:",
+        "",
+        "| function | calls | own s | cumulative s | % of run |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for r in profile["own"]:
-        lines.append(f"| `{r['name']}` | {r['calls']} | {r['own']:.2f} | {r['cumulative']:.2f} | {100 * r['own'] / profile['total']:.1f} |")
+        lines.append(
+            f"| `{r['name']}` | {r['calls']} | {r['own']:.2f} | {r['cumulative']:.2f} | {100 * r['own'] / profile['total']:.1f} |"
+        )
     if profile.get("what if"):
-        lines += ["", f"### Measured alternatives ({profile['label']}, same process, after the profiled run, each pair timed in turn)", "",
-                  "| change | where | now | with the change | unit | saving on this run, s |", "| --- | --- | ---: | ---: | --- | ---: |"]  # fmt: skip
+        lines += [
+            "",
+            f"### Measured alternatives ({profile['label']}, same process, after the profiled run, each pair timed in turn)",
+            "",
+            "| change | where | now | with the change | unit | saving on this run, s |",
+            "| --- | --- | ---: | ---: | --- | ---: |",
+        ]
         for w in profile["what if"]:
-            lines.append(f"| {w['what']} | `{w['where']}` | {w['now']:.3f} | {w['changed']:.3f} | {w['unit']} | {w['projected']:.2f} |")
+            lines.append(
+                f"| {w['what']} | `{w['where']}` | {w['now']:.3f} | {w['changed']:.3f} | {w['unit']} | {w['projected']:.2f} |"
+            )
     return lines + [""]
 
 
-def write_markdown(path: Path, runs: list[dict], profile: dict | None, command: str, started: str, seconds: float,
-                   threads: int, load: tuple, commit: str = "") -> None:  # fmt: skip
+def write_markdown(
+    path: Path,
+    runs: list[dict],
+    profile: dict | None,
+    command: str,
+    started: str,
+    seconds: float,
+    threads: int,
+    load: tuple,
+    commit: str = "",
+) -> None:
     from cosegkit import atomic
 
     text = [
@@ -860,8 +1048,11 @@ def write_markdown(path: Path, runs: list[dict], profile: dict | None, command: 
         "pipeline* is their sum, i.e. `cosegment(images)` from scratch; *evaluation* is",
         "`evaluate(predictions, ground truth)`; *rerank* is the median of 3 `Result.rerank(gamma=…)` calls.",
         "Peak RSS is the largest resident set size sampled during each phase "
-        + ("(psutil, every 20 ms); ru_maxrss is the process-lifetime maximum." if all(m["rss_sampled"] for m in runs)
-           else "(ru_maxrss at the phase's end: a process-lifetime maximum so far, psutil is not installed)."),  # fmt: skip
+        + (
+            "(psutil, every 20 ms); ru_maxrss is the process-lifetime maximum."
+            if all(m["rss_sampled"] for m in runs)
+            else "(ru_maxrss at the phase's end: a process-lifetime maximum so far, psutil is not installed)."
+        ),
         "",
         FLOOR,
         "",
@@ -899,7 +1090,11 @@ def summarize_profile(stats_path: Path, label_text: str, seconds: float, top: in
     for (filename, line, name), (calls, ncalls, own, cumulative, _) in stats.stats.items():
         where = Path(filename)
         if "cosegkit" in where.parts:
-            text = f"{where.parent.name}/{where.name}:{line} {name}" if where.parent.name != "cosegkit" else f"cosegkit/{where.name}:{line} {name}"
+            text = (
+                f"{where.parent.name}/{where.name}:{line} {name}"
+                if where.parent.name != "cosegkit"
+                else f"cosegkit/{where.name}:{line} {name}"
+            )
         elif filename == "~":
             text = name  # built-in: {built-in method torch.conv2d}, {method 'run_backward' …}
         elif any(lib in where.parts for lib in ("torch", "numpy", "scipy", "skimage", "timm")):
@@ -908,8 +1103,20 @@ def summarize_profile(stats_path: Path, label_text: str, seconds: float, top: in
         else:
             continue
         rows.append({"name": text, "calls": ncalls, "own": own, "cumulative": cumulative})
-    skip = ("_lsprof", "<module>", "builtins.exec", "builtins.__import__", "marshal.loads", "__build_class__",
-            "builtins.getattr", "builtins.hasattr", "builtins.isinstance", "_call_impl", "_wrapped_call_impl", "posix.")
+    skip = (
+        "_lsprof",
+        "<module>",
+        "builtins.exec",
+        "builtins.__import__",
+        "marshal.loads",
+        "__build_class__",
+        "builtins.getattr",
+        "builtins.hasattr",
+        "builtins.isinstance",
+        "_call_impl",
+        "_wrapped_call_impl",
+        "posix.",
+    )
     rows = [r for r in rows if not any(s in r["name"] for s in skip)]
     total = max(stats.total_tt, 1e-9)
     by_cumulative = sorted((r for r in rows if r["name"].startswith("cosegkit/")), key=lambda r: -r["cumulative"])[:top]
@@ -924,8 +1131,21 @@ def run_child(preset_name: str, n: int, args, profile_to: Path | None = None) ->
     """Measure one configuration in a fresh process (its own peak memory) → the dict of :func:`measure`."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "run.json"
-        command = [sys.executable, __file__, "--child", preset_name, str(n), "--child-out", str(out), "--threads", str(args.threads),
-                   "--floor-steps", str(args.floor_steps), "--floor-images", str(args.floor_images)]  # fmt: skip
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            preset_name,
+            str(n),
+            "--child-out",
+            str(out),
+            "--threads",
+            str(args.threads),
+            "--floor-steps",
+            str(args.floor_steps),
+            "--floor-images",
+            str(args.floor_images),
+        ]
         if args.data is not None:
             command += ["--data", str(args.data)]
         if profile_to is not None:
@@ -933,7 +1153,9 @@ def run_child(preset_name: str, n: int, args, profile_to: Path | None = None) ->
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
         done = subprocess.run(command, env=env)
         if done.returncode != 0:
-            raise RuntimeError(f"Measuring {preset_name} on {n} images failed (exit code {done.returncode}); see the output above.")
+            raise RuntimeError(
+                f"Measuring {preset_name} on {n} images failed (exit code {done.returncode}); see the output above."
+            )
         return json.loads(out.read_text())
 
 
@@ -959,18 +1181,33 @@ def child_main(args) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["tiny", "lite", "paper"], choices=PRESETS,
-                        help="presets to measure; paper only runs when CUDA is available (default: all three)")  # fmt: skip
-    parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES), help="collection sizes N (default: 6 12 24)")
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        default=["tiny", "lite", "paper"],
+        choices=PRESETS,
+        help="presets to measure; paper only runs when CUDA is available (default: all three)",
+    )
+    parser.add_argument(
+        "--sizes", nargs="+", type=int, default=list(SIZES), help="collection sizes N (default: 6 12 24)"
+    )
     parser.add_argument("--data", default=None, help="data root holding PennFudanPed/ (default $COSEGKIT_DATA)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speed.md")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS and torch threads (default 1)")
-    parser.add_argument("--floor-steps", type=int, default=10, help="plain training passes timed for the floor (default 10)")
-    parser.add_argument("--floor-images", type=int, default=4, help="images whose plain heat-map passes are timed (default 4)")
-    parser.add_argument("--profile", default="lite:12", metavar="PRESET:N", help="profile this configuration (default lite:12)")
+    parser.add_argument(
+        "--floor-steps", type=int, default=10, help="plain training passes timed for the floor (default 10)"
+    )
+    parser.add_argument(
+        "--floor-images", type=int, default=4, help="images whose plain heat-map passes are timed (default 4)"
+    )
+    parser.add_argument(
+        "--profile", default="lite:12", metavar="PRESET:N", help="profile this configuration (default lite:12)"
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled run")
     parser.add_argument("--json", type=Path, default=None, help="also save the raw measurements here (JSON)")
-    parser.add_argument("--from-json", type=Path, default=None, help="write the table from saved measurements, measure nothing")
+    parser.add_argument(
+        "--from-json", type=Path, default=None, help="write the table from saved measurements, measure nothing"
+    )
     parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", type=Path, default=None, help=argparse.SUPPRESS)
@@ -982,8 +1219,17 @@ def main(argv=None):
 
     if args.from_json is not None:
         saved = json.loads(args.from_json.read_text())
-        write_markdown(args.out, saved["runs"], saved["profile"], saved["command"], saved["started"], saved["seconds"],
-                       saved["threads"], tuple(saved["load"]), saved.get("commit", ""))  # fmt: skip
+        write_markdown(
+            args.out,
+            saved["runs"],
+            saved["profile"],
+            saved["command"],
+            saved["started"],
+            saved["seconds"],
+            saved["threads"],
+            tuple(saved["load"]),
+            saved.get("commit", ""),
+        )
         print(f"written {args.out} from {args.from_json}")
         return
 
@@ -1005,9 +1251,22 @@ def main(argv=None):
         if args.json is not None:
             from cosegkit import atomic
 
-            atomic.write_text(args.json, json.dumps({"runs": runs, "profile": profile, "command": command.strip(), "started": started,
-                                                     "seconds": seconds, "threads": args.threads, "load": load, "commit": commit},
-                                                    default=float))  # fmt: skip
+            atomic.write_text(
+                args.json,
+                json.dumps(
+                    {
+                        "runs": runs,
+                        "profile": profile,
+                        "command": command.strip(),
+                        "started": started,
+                        "seconds": seconds,
+                        "threads": args.threads,
+                        "load": load,
+                        "commit": commit,
+                    },
+                    default=float,
+                ),
+            )
         print(f"  (written {args.out})", flush=True)
 
     for preset_name in presets:
@@ -1017,8 +1276,11 @@ def main(argv=None):
             m["load"] = (before, os.getloadavg()[0])
             runs.append(m)
             s = m["seconds"]
-            print(f"{label(m)}: pipeline {s['pipeline']:.1f} s, training {s['training']:.1f} s, heat maps {s['heat maps']:.1f} s, "
-                  f"(training + heat maps) / floor {floor_ratios(m)['both']:.2f}", flush=True)  # fmt: skip
+            print(
+                f"{label(m)}: pipeline {s['pipeline']:.1f} s, training {s['training']:.1f} s, heat maps {s['heat maps']:.1f} s, "
+                f"(training + heat maps) / floor {floor_ratios(m)['both']:.2f}",
+                flush=True,
+            )
             write()
     if not args.no_profile:
         preset_name, _, n = args.profile.partition(":")

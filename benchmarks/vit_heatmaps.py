@@ -71,9 +71,16 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     out = Path(args.out or Path(__file__).parent / "results" / f"vit_heatmaps_{args.split}.md")
-    lines = out.read_text().splitlines() if out.exists() else [
-        "# Heat maps for the ViT backbone (same trained network, peaks, proposals and S)", "",
-        "| collection | split | images | rule | mAPʳ@0.25 | mAPʳ@0.5 | CorLocʳ | command |", "|" + " --- |" * 8]
+    lines = (
+        out.read_text().splitlines()
+        if out.exists()
+        else [
+            "# Heat maps for the ViT backbone (same trained network, peaks, proposals and S)",
+            "",
+            "| collection | split | images | rule | mAPʳ@0.25 | mAPʳ@0.5 | CorLocʳ | command |",
+            "|" + " --- |" * 8,
+        ]
+    )
     command = "python benchmarks/vit_heatmaps.py " + " ".join(argv if argv is not None else sys.argv[1:])
     label, collection = collections(args.collection, args.split, args.max_images)[0]
     config = preset("dino", progress=False)
@@ -93,8 +100,10 @@ def main(argv=None):
             up = F.interpolate(grid[:, None], size=r.heatmaps.shape[1:], mode="bilinear", align_corners=False)[:, 0]
             maps.append(up.clamp(min=0).numpy().astype(np.float32))
         scores = with_heatmaps(result, maps).evaluate()
-        lines.append(f"| {label} | {args.split} | {len(collection)} | {rule} | {scores['mAP_r@0.25']:.3f} | "
-                     f"{scores['mAP_r@0.5']:.3f} | {scores['CorLoc_r']:.3f} | `{command}` |")
+        lines.append(
+            f"| {label} | {args.split} | {len(collection)} | {rule} | {scores['mAP_r@0.25']:.3f} | "
+            f"{scores['mAP_r@0.5']:.3f} | {scores['CorLoc_r']:.3f} | `{command}` |"
+        )
         print(lines[-1], f"({time.perf_counter() - t0:.0f} s)", flush=True)
         out.write_text("\n".join(lines) + "\n")
 

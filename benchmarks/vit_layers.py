@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from cosegkit.ddt import ddt_maps
 from cosegkit.evaluate import saliency_auc
@@ -54,15 +53,22 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     out = Path(args.out or Path(__file__).parent / "results" / f"vit_layers_{args.split}.md")
-    lines = [f"# DINOv2 ViT-S/14: which block feeds the head ({args.split} split)", "",
-             "`python benchmarks/vit_layers.py " + " ".join(argv if argv is not None else sys.argv[1:]) + "`", "",
-             "AUC against the union of the instances of the untrained DDT map per block (sign by the learned prior); "
-             "the learned prior's own AUC for reference.", "",
-             "| collection | images | learned prior | " + " | ".join(f"block {b}" for b in args.blocks) + " |",
-             "|" + " --- |" * (3 + len(args.blocks))]
+    lines = [
+        f"# DINOv2 ViT-S/14: which block feeds the head ({args.split} split)",
+        "",
+        "`python benchmarks/vit_layers.py " + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
+        "",
+        "AUC against the union of the instances of the untrained DDT map per block (sign by the learned prior); "
+        "the learned prior's own AUC for reference.",
+        "",
+        "| collection | images | learned prior | " + " | ".join(f"block {b}" for b in args.blocks) + " |",
+        "|" + " --- |" * (3 + len(args.blocks)),
+    ]
     for name in args.collections:
         for label, col in collections(name, args.split, None):
-            union = [m.any(axis=0) if len(m) else np.zeros(im.shape[:2], bool) for m, im in zip(col.gt_masks, col.images)]
+            union = [
+                m.any(axis=0) if len(m) else np.zeros(im.shape[:2], bool) for m, im in zip(col.gt_masks, col.images)
+            ]
             priors = [saliency_prior(im, (448, 448), method="learned", power=1.0) for im in col.images]
             prior_auc = np.nanmean([saliency_auc(resize_map(p, u.shape), u) for p, u in zip(priors, union)])
             feats = layer_features(col.images, args.blocks)

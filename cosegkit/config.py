@@ -65,16 +65,28 @@ class Config:
     # --------------------------------------------------------------- inference
     peak_threshold: str = "median"  # 2-D peaks on Z must be ≥ this ("median" | a float in logit units)
     peak_window: int = 3  # 2-D peaks are local maxima in a window × window neighbourhood
-    heatmap_power: float = 1.0  # heat maps are raised to this power before normalising (>1 removes the diffuse haze of z⁺)
+    heatmap_power: float = (
+        1.0  # heat maps are raised to this power before normalising (>1 removes the diffuse haze of z⁺)
+    )
     heatmap_norm: str = "sum"  # normalise each heat map Oⁱ to "sum" 1 (PRM code) or "max" 1
     beta: float = 0.8  # β, weight of the instance-aware term
     gamma: float = 1e-5  # γ, weight of the background-suppressing term
-    gamma_mode: str = "pixels"  # "pixels": γ·⟨1−S, P⟩ (paper) | "area": γ·A_ref·⟨1−S, P⟩/(h·w), A_ref = 500·375 (resolution free)
+    gamma_mode: str = (
+        "pixels"  # "pixels": γ·⟨1−S, P⟩ (paper) | "area": γ·A_ref·⟨1−S, P⟩/(h·w), A_ref = 500·375 (resolution free)
+    )
     contour_width: int = 5  # P̂ = dilate(P) − erode(P) with a contour_width² square
-    use_cosaliency_in_ranking: bool = True  # False: the paper's "without co-saliency" ablation (S ≡ 1, no γ term, score R)
-    ranking_saliency: str = "cosaliency"  # the S of the ranking: "cosaliency" (paper) | "geometric_mean": √(S · Ŝ) with the prior Ŝ
-    ranking_saliency_norm: str = "none"  # "none" (paper): S as trained | "max": S / max S per image, so objects read ≈ 1
-    instance_score: str = "ranking"  # "ranking" (paper): R | "ranking_x_peak": R × S̃ at the instance's peak (R ÷ S̃ when R < 0)
+    use_cosaliency_in_ranking: bool = (
+        True  # False: the paper's "without co-saliency" ablation (S ≡ 1, no γ term, score R)
+    )
+    ranking_saliency: str = (
+        "cosaliency"  # the S of the ranking: "cosaliency" (paper) | "geometric_mean": √(S · Ŝ) with the prior Ŝ
+    )
+    ranking_saliency_norm: str = (
+        "none"  # "none" (paper): S as trained | "max": S / max S per image, so objects read ≈ 1
+    )
+    instance_score: str = (
+        "ranking"  # "ranking" (paper): R | "ranking_x_peak": R × S̃ at the instance's peak (R ÷ S̃ when R < 0)
+    )
     nms_iou: float = 0.4  # drop masks whose IoU with a better one is ≥ nms_iou
     class_filter: bool = False  # drop instances below the class_percentile of all scores (code); off: no gain measured
     class_percentile: float = 20.0
@@ -88,7 +100,7 @@ class Config:
     num_workers: int = 0  # data loading workers (0: in process)
     progress: bool = True  # tqdm progress bars
 
-    def replace(self, **changes) -> "Config":
+    def replace(self, **changes) -> Config:
         """A copy with some fields changed; unknown names raise ``TypeError``.
 
         Changing ``image_size`` alone keeps the ratio of ``inference_size`` to it, on the feature
@@ -122,13 +134,33 @@ class Config:
 # ranking, NMS, proposals, ``inference_size``; and ``epochs``, ``device``, ``num_workers``, ``progress``) may change
 # between runs without retraining. A new field that changes training must be added here.
 TRAINING_FIELDS = (
-    "backbone", "pretrained", "image_size", "feature_stride", "feature_eps", "feature_centering", "head_init",
+    "backbone",
+    "pretrained",
+    "image_size",
+    "feature_stride",
+    "feature_eps",
+    "feature_centering",
+    "head_init",
     "trainable_blocks",
-    "lambda_copeak", "lambda_affinity", "lambda_saliency", "alpha", "copeak_form", "affinity_reduction",
-    "copeak_window", "copeak_threshold",
-    "batch_size", "lr", "lr_head", "bias_lr_mult", "betas", "weight_decay", "seed",
-    "prior", "prior_power", "prior_work_size",
-)  # fmt: skip
+    "lambda_copeak",
+    "lambda_affinity",
+    "lambda_saliency",
+    "alpha",
+    "copeak_form",
+    "affinity_reduction",
+    "copeak_window",
+    "copeak_threshold",
+    "batch_size",
+    "lr",
+    "lr_head",
+    "bias_lr_mult",
+    "betas",
+    "weight_decay",
+    "seed",
+    "prior",
+    "prior_power",
+    "prior_work_size",
+)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -210,7 +242,13 @@ def _tiny() -> Config:
     before normalising (``heatmap_power=3``) concentrates them again (synthetic, 6 images:
     mAPʳ@0.5 0.28 → 0.62)."""
     return _lite().replace(
-        image_size=256, epochs=10, lr=1e-4, lr_head=1e-3, proposal_max_side=256, prior_work_size=96, progress=False,
+        image_size=256,
+        epochs=10,
+        lr=1e-4,
+        lr_head=1e-3,
+        proposal_max_side=256,
+        prior_work_size=96,
+        progress=False,
         heatmap_power=3.0,
     )
 
@@ -231,8 +269,14 @@ def _dino() -> Config:
       .617 / .347) with 4.2 instead of 17 instances per image;
     - ranking as in ``lite``.
     """
-    return _lite().replace(backbone="dinov2_vits14", feature_stride=14, prior="learned", prior_power=1.0,
-                           trainable_blocks=0, peak_threshold=0.0)
+    return _lite().replace(
+        backbone="dinov2_vits14",
+        feature_stride=14,
+        prior="learned",
+        prior_power=1.0,
+        trainable_blocks=0,
+        peak_threshold=0.0,
+    )
 
 
 PRESETS = {"paper": _paper, "lite": _lite, "dino": _dino, "tiny": _tiny}

@@ -58,8 +58,7 @@ def correlation_tensor(features_n: torch.Tensor, features_m: torch.Tensor) -> to
     """
     if features_n.dim() != 4 or features_m.dim() != 4:
         raise ValueError(
-            "features must have shape (B, C, h, w); "
-            f"got {tuple(features_n.shape)} and {tuple(features_m.shape)}."
+            f"features must have shape (B, C, h, w); got {tuple(features_n.shape)} and {tuple(features_m.shape)}."
         )
     if features_n.shape[:2] != features_m.shape[:2]:
         raise ValueError(

@@ -81,22 +81,30 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                 image = ImageOps.exif_transpose(image)  # also decodes the pixels
                 return _to_rgb_array(image)
     except Image.DecompressionBombError as error:
-        raise ImageLoadError(f"Image file '{path}' declares more pixels than Pillow allows ({error}); it may be a decompression bomb. "
-                             "Downscale it with an image editor before using it.") from None
+        raise ImageLoadError(
+            f"Image file '{path}' declares more pixels than Pillow allows ({error}); it may be a decompression bomb. "
+            "Downscale it with an image editor before using it."
+        ) from None
     except UnidentifiedImageError:
-        raise ImageLoadError(f"'{path}' is not an image Pillow can read (wrong extension, or not an image at all). "
-                             "Convert it to PNG or JPEG, or remove it from the folder.") from None
+        raise ImageLoadError(
+            f"'{path}' is not an image Pillow can read (wrong extension, or not an image at all). "
+            "Convert it to PNG or JPEG, or remove it from the folder."
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         if isinstance(error, ImageLoadError):
             raise
-        raise ImageLoadError(f"Image file '{path}' could not be decoded ({error}); it is probably truncated or "
-                             "corrupt. Open it in an image viewer, re-save it, or remove it from the folder.") from None
+        raise ImageLoadError(
+            f"Image file '{path}' could not be decoded ({error}); it is probably truncated or "
+            "corrupt. Open it in an image viewer, re-save it, or remove it from the folder."
+        ) from None
 
 
 def _too_large_message(path: Path, width: int, height: int, max_pixels: int) -> str:
-    return (f"Image file '{path}' declares {width}×{height} pixels ({width * height / 1e6:.0f} MP), more than the "
-            f"limit of {max_pixels / 1e6:.0f} MP; it may be a decompression bomb. Downscale it, or pass a larger "
-            "max_pixels if you trust the file.")
+    return (
+        f"Image file '{path}' declares {width}×{height} pixels ({width * height / 1e6:.0f} MP), more than the "
+        f"limit of {max_pixels / 1e6:.0f} MP; it may be a decompression bomb. Downscale it, or pass a larger "
+        "max_pixels if you trust the file."
+    )
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
@@ -208,14 +216,17 @@ class Collection:
         if n < 2:
             raise CollectionError(
                 f"instance co-segmentation needs at least 2 images of the same category; got {n}. "
-                "Add more images showing the same kind of object (the method learns what they share).")
+                "Add more images showing the same kind of object (the method learns what they share)."
+            )
         self.names = [f"image_{i:03d}" for i in range(n)] if self.names is None else [str(s) for s in self.names]
         self.paths = [None] * n if self.paths is None else [None if p is None else Path(p) for p in self.paths]
         if len(self.names) != n or len(self.paths) != n:
             raise CollectionError(f"Collection has {n} images but {len(self.names)} names and {len(self.paths)} paths.")
         duplicates = sorted({s for s in self.names if self.names.count(s) > 1})
         if duplicates:
-            raise CollectionError(f"Image names must be unique; repeated: {duplicates}. Rename the files or pass names=.")
+            raise CollectionError(
+                f"Image names must be unique; repeated: {duplicates}. Rename the files or pass names=."
+            )
         self.images = [as_rgb_uint8(image, f"image '{name}'") for image, name in zip(self.images, self.names)]
         if self.gt_masks is not None:
             self.gt_masks = self._checked_masks(self.gt_masks)
@@ -223,29 +234,39 @@ class Collection:
     def _checked_masks(self, gt_masks: Sequence[np.ndarray]) -> list[np.ndarray]:
         gt_masks = list(gt_masks)
         if len(gt_masks) != len(self.images):
-            raise CollectionError(f"gt_masks has {len(gt_masks)} entries for {len(self.images)} images; give one "
-                                  "(K, H, W) array per image (K = 0 for an image without instances).")
+            raise CollectionError(
+                f"gt_masks has {len(gt_masks)} entries for {len(self.images)} images; give one "
+                "(K, H, W) array per image (K = 0 for an image without instances)."
+            )
         checked = []
         for masks, image, name in zip(gt_masks, self.images, self.names):
             masks = np.asarray(masks)
             if masks.ndim != 3:
                 raise CollectionError(
                     f"Ground truth of image '{name}' has shape {masks.shape}; expected (K, H, W) with one boolean "
-                    "mask per instance. Convert a label map with cosegkit.data.masks_from_label_map.")
+                    "mask per instance. Convert a label map with cosegkit.data.masks_from_label_map."
+                )
             if masks.shape[1:] != image.shape[:2]:
                 raise CollectionError(
                     f"Ground-truth masks of image '{name}' are {masks.shape[1]}×{masks.shape[2]} but the image is "
                     f"{image.shape[0]}×{image.shape[1]} (H×W); masks must be at the original image resolution "
-                    "(was the image rotated by EXIF or resized?).")
+                    "(was the image rotated by EXIF or resized?)."
+                )
             checked.append(masks.astype(bool, copy=False))
         return checked
 
     @classmethod
-    def from_arrays(cls, images: Sequence[np.ndarray], names: Sequence[str] | None = None,
-                    gt_masks: Sequence[np.ndarray] | None = None, category: str = "object") -> "Collection":
+    def from_arrays(
+        cls,
+        images: Sequence[np.ndarray],
+        names: Sequence[str] | None = None,
+        gt_masks: Sequence[np.ndarray] | None = None,
+        category: str = "object",
+    ) -> Collection:
         """A collection from in-memory arrays ``(H, W, 3)`` (gray, RGBA and float in [0, 1] are converted)."""
-        return cls(images=list(images), names=None if names is None else list(names), gt_masks=gt_masks,
-                   category=category)
+        return cls(
+            images=list(images), names=None if names is None else list(names), gt_masks=gt_masks, category=category
+        )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -263,12 +284,17 @@ class Collection:
         """``(H, W)`` of every image."""
         return [image.shape[:2] for image in self.images]
 
-    def subset(self, indices: Sequence[int]) -> "Collection":
+    def subset(self, indices: Sequence[int]) -> Collection:
         """A new collection with the images at ``indices`` (in that order); needs ≥ 2 of them."""
         indices = [int(i) for i in indices]
         pick = lambda items: [items[i] for i in indices]  # noqa: E731
-        return Collection(images=pick(self.images), names=pick(self.names), paths=pick(self.paths),
-                          gt_masks=None if self.gt_masks is None else pick(self.gt_masks), category=self.category)
+        return Collection(
+            images=pick(self.images),
+            names=pick(self.names),
+            paths=pick(self.paths),
+            gt_masks=None if self.gt_masks is None else pick(self.gt_masks),
+            category=self.category,
+        )
 
     def __repr__(self) -> str:
         truth = "no ground truth"
@@ -297,8 +323,11 @@ def image_files(folder: str | Path) -> list[Path]:
     return images
 
 
-def load_collection(source: str | Path | Sequence[str | Path] | Sequence[np.ndarray] | Collection,
-                    max_images: int | None = None, category: str = "object") -> Collection:
+def load_collection(
+    source: str | Path | Sequence[str | Path] | Sequence[np.ndarray] | Collection,
+    max_images: int | None = None,
+    category: str = "object",
+) -> Collection:
     """Build a ``Collection`` from a folder, a list of image paths, or a list of arrays.
 
     Args:
@@ -317,20 +346,26 @@ def load_collection(source: str | Path | Sequence[str | Path] | Sequence[np.ndar
     if isinstance(source, (str, Path)):
         folder = Path(source)
         if folder.is_file():
-            raise CollectionError(f"'{folder}' is a single file; instance co-segmentation needs at least 2 images of "
-                                  "the same category. Pass a folder or a list of image paths.")
+            raise CollectionError(
+                f"'{folder}' is a single file; instance co-segmentation needs at least 2 images of "
+                "the same category. Pass a folder or a list of image paths."
+            )
         paths = image_files(folder)
         if not paths:
-            raise CollectionError(f"No images found in '{folder}'. Files ending in {', '.join(IMAGE_EXTENSIONS)} "
-                                  "(any case) are read; sub-folders are not searched.")
+            raise CollectionError(
+                f"No images found in '{folder}'. Files ending in {', '.join(IMAGE_EXTENSIONS)} "
+                "(any case) are read; sub-folders are not searched."
+            )
     else:
         items = [np.asarray(item) if isinstance(item, Image.Image) else item for item in source]
         if items and all(isinstance(item, np.ndarray) for item in items):
             items = items[:max_images] if max_images is not None else items
             return Collection.from_arrays(items, category=category)
         if not all(isinstance(item, (str, Path)) for item in items):
-            raise TypeError("load_collection takes a folder, a list of image paths, or a list of numpy arrays "
-                            "(or PIL images); got a list of " + ", ".join(sorted({type(i).__name__ for i in items})))
+            raise TypeError(
+                "load_collection takes a folder, a list of image paths, or a list of numpy arrays "
+                "(or PIL images); got a list of " + ", ".join(sorted({type(i).__name__ for i in items}))
+            )
         paths = [Path(item) for item in items]
     if max_images is not None:
         paths = paths[:max_images]

@@ -75,8 +75,9 @@ def _indicator(features: torch.Tensor, priors) -> tuple[torch.Tensor, torch.Tens
     """→ indicator (N, h, w), μ (C,) and the signed direction v (C,), all float64."""
     mean, direction = common_direction(features)
     n, c, h, w = features.shape
-    maps = torch.stack([((f.detach().to("cpu", torch.float64).reshape(c, -1).T - mean) @ direction).reshape(h, w)
-                        for f in features])  # fmt: skip
+    maps = torch.stack(
+        [((f.detach().to("cpu", torch.float64).reshape(c, -1).T - mean) @ direction).reshape(h, w) for f in features]
+    )
     if priors is not None:
         pooled = _pooled(priors, n, (h, w))
         flip = torch.corrcoef(torch.stack([maps.reshape(-1), pooled.reshape(-1)]))[0, 1] < 0
@@ -129,8 +130,9 @@ def ddt_head(features: torch.Tensor, priors) -> tuple[torch.Tensor, float]:
     return weight, b - float(weight @ mean)
 
 
-def ddt_components(indicator: np.ndarray, image_shape: tuple[int, int],
-                   min_fraction: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def ddt_components(
+    indicator: np.ndarray, image_shape: tuple[int, int], min_fraction: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray]:
     """DDT as instances: connected components of the positive indicator at the image's size.
 
     indicator: ``(h, w)`` one image's row of :func:`ddt_maps`; it is resized bilinearly to

@@ -110,10 +110,17 @@ def coco_segm_ap(predictions: list, ground_truth: list, categories: list | None 
         images.append({"id": n + 1, "height": int(H), "width": int(W)})
         cat = category_id[cats[n]]
         for rle in _encode(mask_utils, gt):
-            gt_anns.append({
-                "id": len(gt_anns) + 1, "image_id": n + 1, "category_id": cat, "segmentation": rle,
-                "area": float(mask_utils.area(rle)), "bbox": mask_utils.toBbox(rle).tolist(), "iscrowd": 0,
-            })  # fmt: skip
+            gt_anns.append(
+                {
+                    "id": len(gt_anns) + 1,
+                    "image_id": n + 1,
+                    "category_id": cat,
+                    "segmentation": rle,
+                    "area": float(mask_utils.area(rle)),
+                    "bbox": mask_utils.toBbox(rle).tolist(),
+                    "iscrowd": 0,
+                }
+            )
         for rle, score in zip(_encode(mask_utils, masks), scores):
             results.append({"image_id": n + 1, "category_id": cat, "segmentation": rle, "score": float(score)})
     if not results:

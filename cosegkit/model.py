@@ -105,7 +105,13 @@ _LITE0_BLOCK_NAMES = {
         "_bn2": "bn3",
     },
 }
-_LITE0_TOP_NAMES = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_LITE0_TOP_NAMES = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
 
 
 def lite0_state_dict(lukemelas_state: dict, timm_model: nn.Module) -> dict:
@@ -130,10 +136,14 @@ def lite0_state_dict(lukemelas_state: dict, timm_model: nn.Module) -> dict:
     expected = timm_model.state_dict()
     missing, unexpected = set(expected) - set(mapped), set(mapped) - set(expected)
     if missing or unexpected:
-        raise RuntimeError(f"EfficientNet-Lite0 key mapping failed: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+        raise RuntimeError(
+            f"EfficientNet-Lite0 key mapping failed: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
     for key, value in mapped.items():
         if value.shape != expected[key].shape:
-            raise RuntimeError(f"EfficientNet-Lite0 shape mismatch at {key}: {tuple(value.shape)} vs {tuple(expected[key].shape)}")
+            raise RuntimeError(
+                f"EfficientNet-Lite0 shape mismatch at {key}: {tuple(value.shape)} vs {tuple(expected[key].shape)}"
+            )
     return mapped
 
 
@@ -282,7 +292,7 @@ class CoSaliencyNet(nn.Module):
         self.register_buffer("std", torch.tensor(self.backbone.std).view(1, 3, 1, 1))
 
     @classmethod
-    def from_config(cls, config: Config) -> "CoSaliencyNet":
+    def from_config(cls, config: Config) -> CoSaliencyNet:
         return cls(config.backbone, config.pretrained, config.feature_stride)
 
     # ---- input
@@ -336,7 +346,7 @@ class CoSaliencyNet(nn.Module):
                 p.requires_grad_(i >= first)
         self.upsample.weight.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "CoSaliencyNet":
+    def train(self, mode: bool = True) -> CoSaliencyNet:
         super().train(mode)
         for module in self.modules():  # batches of 6 are too small for batch statistics
             if isinstance(module, nn.modules.batchnorm._BatchNorm):

@@ -27,7 +27,8 @@ from . import atomic
 from .config import Config, preset
 from .data import Collection, load_collection
 from .model import CoSaliencyNet, to_input
-from .prm import find_peaks, heatmaps as peak_heatmaps, zplus_network
+from .prm import find_peaks, zplus_network
+from .prm import heatmaps as peak_heatmaps
 from .proposals import Proposals, as_proposals, proposals_for
 from .ranking import class_filter, ranking_options, ranking_terms, select_instances
 from .saliency import resize_map
@@ -87,17 +88,32 @@ class Result:
         return int(sum(len(r.scores) for r in self.images))
 
     # ---------------------------------------------------------------- re-ranking
-    def rerank(self, **changes) -> "Result":
+    def rerank(self, **changes) -> Result:
         """A new Result with the ranking step re-run under changed settings (fast: no training,
         no heat maps, no proposals). Accepts any of ``beta, gamma, gamma_mode, contour_width,
         use_cosaliency_in_ranking, heatmap_norm, heatmap_power, ranking_saliency, ranking_saliency_norm, instance_score,
         nms_iou, class_filter, class_percentile, peak_threshold``."""
-        allowed = {"beta", "gamma", "gamma_mode", "contour_width", "use_cosaliency_in_ranking", "heatmap_norm", "heatmap_power",
-                   "ranking_saliency", "ranking_saliency_norm", "instance_score", "nms_iou", "class_filter",
-                   "class_percentile", "peak_threshold"}  # fmt: skip
+        allowed = {
+            "beta",
+            "gamma",
+            "gamma_mode",
+            "contour_width",
+            "use_cosaliency_in_ranking",
+            "heatmap_norm",
+            "heatmap_power",
+            "ranking_saliency",
+            "ranking_saliency_norm",
+            "instance_score",
+            "nms_iou",
+            "class_filter",
+            "class_percentile",
+            "peak_threshold",
+        }
         bad = set(changes) - allowed
         if bad:
-            raise TypeError(f"rerank() cannot change {sorted(bad)}: they need re-training or new heat maps. Allowed: {sorted(allowed)}")
+            raise TypeError(
+                f"rerank() cannot change {sorted(bad)}: they need re-training or new heat maps. Allowed: {sorted(allowed)}"
+            )
         config = self.config.replace(**changes)
         images = [replace(r) for r in self.images]
         select_all(images, config)
@@ -114,7 +130,9 @@ class Result:
 
         if ground_truth is None:
             if self.collection is None or not self.collection.has_ground_truth:
-                raise ValueError("This collection has no ground truth; pass ground_truth=[(G, H, W) bool masks per image].")
+                raise ValueError(
+                    "This collection has no ground truth; pass ground_truth=[(G, H, W) bool masks per image]."
+                )
             ground_truth = self.collection.gt_masks
         return evaluate(self.predictions(), ground_truth)
 
@@ -161,7 +179,13 @@ class Result:
                 for rle, box, score in zip(rles, boxes, r.scores):
                     rle["counts"] = rle["counts"].decode("ascii")
                     detections.append(
-                        {"image_id": image_id, "category_id": 1, "segmentation": rle, "score": float(score), "bbox": [float(v) for v in box]}
+                        {
+                            "image_id": image_id,
+                            "category_id": 1,
+                            "segmentation": rle,
+                            "score": float(score),
+                            "bbox": [float(v) for v in box],
+                        }
                     )
         path = Path(path)
         atomic.write_text(path, json.dumps(detections))
@@ -201,7 +225,9 @@ class Result:
         return show_instances(self.images[i], ax=ax, **kwargs)
 
     def summary(self) -> str:
-        lines = [f"{len(self)} images, {self.n_instances} instances ({self.n_instances / max(1, len(self)):.1f} per image)"]
+        lines = [
+            f"{len(self)} images, {self.n_instances} instances ({self.n_instances / max(1, len(self)):.1f} per image)"
+        ]
         if self.timings:
             lines.append("seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in self.timings.items()))
         return "\n".join(lines)
@@ -227,8 +253,10 @@ def ranking_saliency_of(r: ImageResult, config: Config) -> np.ndarray:
     if config.ranking_saliency != "geometric_mean":
         raise ValueError(f"Unknown ranking_saliency {config.ranking_saliency!r}; choose one of {RANKING_SALIENCY}.")
     if r.prior_work is None:
-        raise ValueError(f"{r.name}: ranking_saliency='geometric_mean' needs the saliency prior, and this result has none "
-                         "(results made by cosegment keep it; set ImageResult.prior_work to an (h, w) map in [0, 1]).")  # fmt: skip
+        raise ValueError(
+            f"{r.name}: ranking_saliency='geometric_mean' needs the saliency prior, and this result has none "
+            "(results made by cosegment keep it; set ImageResult.prior_work to an (h, w) map in [0, 1])."
+        )
     return np.sqrt(r.saliency_work * r.prior_work)
 
 
@@ -240,15 +268,27 @@ def ranking_terms_of(r: ImageResult, config: Config) -> dict:
     A cache entry is used only while ``r.heatmaps``, ``r.saliency_work`` and ``r.prior_work``
     are the same arrays.
     """
-    key = (config.heatmap_power, config.heatmap_norm, config.ranking_saliency, config.ranking_saliency_norm,
-           config.contour_width, config.use_cosaliency_in_ranking)  # fmt: skip
+    key = (
+        config.heatmap_power,
+        config.heatmap_norm,
+        config.ranking_saliency,
+        config.ranking_saliency_norm,
+        config.contour_width,
+        config.use_cosaliency_in_ranking,
+    )
     sources = (r.heatmaps, r.saliency_work, r.prior_work)
     entry = r.ranking_cache.get(key)
     if entry is None or any(a is not b for a, b in zip(entry["sources"], sources)):
         heat = r.heatmaps if config.heatmap_power == 1 else np.maximum(r.heatmaps, 0) ** config.heatmap_power
-        terms = ranking_terms(r.proposals, heat, ranking_saliency_of(r, config), contour_width=config.contour_width,
-                              use_cosaliency=config.use_cosaliency_in_ranking, heatmap_norm=config.heatmap_norm,
-                              saliency_norm=config.ranking_saliency_norm)  # fmt: skip
+        terms = ranking_terms(
+            r.proposals,
+            heat,
+            ranking_saliency_of(r, config),
+            contour_width=config.contour_width,
+            use_cosaliency=config.use_cosaliency_in_ranking,
+            heatmap_norm=config.heatmap_norm,
+            saliency_norm=config.ranking_saliency_norm,
+        )
         entry = {"sources": sources, "terms": terms}
         r.ranking_cache[key] = entry
     return entry["terms"]
@@ -263,16 +303,25 @@ def select_all(images: list[ImageResult], config: Config) -> None:
         terms = None  # no peaks or no proposals: select_instances returns no instances
         if len(use) and r.proposals.n:
             every = ranking_terms_of(r, config)  # cached: computed once per set of ranking options
-            terms = {"inside": every["inside"][:, use], "contour": every["contour"][:, use], "background": every["background"]}
+            terms = {
+                "inside": every["inside"][:, use],
+                "contour": every["contour"][:, use],
+                "background": every["background"],
+            }
         weights = None
         if config.instance_score not in ("ranking", "ranking_x_peak"):
             raise ValueError(f"Unknown instance_score {config.instance_score!r}; use 'ranking' or 'ranking_x_peak'.")
         if config.instance_score == "ranking_x_peak" and config.use_cosaliency_in_ranking:
             # the peak's own co-saliency S̃ = sigmoid(Z); without co-saliency (paper Table 3) the score is R alone
             weights = 1.0 / (1.0 + np.exp(-r.peak_values[use].astype(np.float64)))
-        idx, scores, peak_ids = select_instances(r.proposals, r.heatmaps[use] if terms is None else None, r.saliency_work,
-                                                 peak_weights=weights, terms=terms,
-                                                 **options)  # fmt: skip
+        idx, scores, peak_ids = select_instances(
+            r.proposals,
+            r.heatmaps[use] if terms is None else None,
+            r.saliency_work,
+            peak_weights=weights,
+            terms=terms,
+            **options,
+        )
         found.append((idx, scores, use[peak_ids]))
     if config.class_filter:
         keeps = class_filter([f[1] for f in found], config.class_percentile)
@@ -283,7 +332,9 @@ def select_all(images: list[ImageResult], config: Config) -> None:
 
 
 @torch.no_grad()
-def cosaliency(net: CoSaliencyNet, image: np.ndarray, size: int, device: torch.device) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+def cosaliency(
+    net: CoSaliencyNet, image: np.ndarray, size: int, device: torch.device
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """One image through the trained network → (normalised input (1, 3, S, S), Z (hz, wz), S (H, W) at the original size)."""
     x = net.normalize(to_input([image], size).to(device))
     out = net(x)
@@ -291,8 +342,16 @@ def cosaliency(net: CoSaliencyNet, image: np.ndarray, size: int, device: torch.d
     return x, out.logits[0, 0].cpu().numpy(), full.clamp(0, 1).cpu().numpy().astype(np.float32)
 
 
-def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Config, proposals=None, timings=None,
-                  zplus_net=None, prior: np.ndarray | None = None) -> ImageResult:
+def analyse_image(
+    net: CoSaliencyNet,
+    image: np.ndarray,
+    name: str,
+    config: Config,
+    proposals=None,
+    timings=None,
+    zplus_net=None,
+    prior: np.ndarray | None = None,
+) -> ImageResult:
     """Stage 2 for one image, up to (not including) ranking: Z, S, peaks, heat maps, proposals.
 
     ``zplus_net``: ``prm.zplus_network(net)``, converted once per collection (built here when None).
@@ -311,17 +370,29 @@ def analyse_image(net: CoSaliencyNet, image: np.ndarray, name: str, config: Conf
         props = as_proposals(proposals, image)
     t2 = time.perf_counter()
     if len(peaks):
-        heat = peak_heatmaps(zplus_net if zplus_net is not None else net, x, peaks, out_size=props.shape).detach().cpu().numpy()
+        heat = (
+            peak_heatmaps(zplus_net if zplus_net is not None else net, x, peaks, out_size=props.shape)
+            .detach()
+            .cpu()
+            .numpy()
+        )
     else:
         heat = np.zeros((0, *props.shape), np.float32)
     t3 = time.perf_counter()
     for key, dt in (("co-saliency", t1 - t0), ("proposals", t2 - t1), ("heat maps", t3 - t2)):
         timings[key] = timings.get(key, 0.0) + dt
     return ImageResult(
-        name=name, image=image, logits=logits, saliency=saliency, saliency_work=resize_map(saliency, props.shape).clip(0, 1),
-        peaks=peaks.numpy(), peak_values=np.asarray(peak_values), heatmaps=heat, proposals=props,
+        name=name,
+        image=image,
+        logits=logits,
+        saliency=saliency,
+        saliency_work=resize_map(saliency, props.shape).clip(0, 1),
+        peaks=peaks.numpy(),
+        peak_values=np.asarray(peak_values),
+        heatmaps=heat,
+        proposals=props,
         prior_work=None if prior is None else resize_map(np.asarray(prior, np.float32), props.shape).clip(0, 1),
-    )  # fmt: skip
+    )
 
 
 def cosegment(
@@ -365,7 +436,9 @@ def cosegment(
 
     per_image_proposals = proposals if isinstance(proposals, (list, tuple)) else [proposals] * len(collection)
     if len(per_image_proposals) != len(collection):
-        raise ValueError(f"Got proposals for {len(per_image_proposals)} images but the collection has {len(collection)}.")
+        raise ValueError(
+            f"Got proposals for {len(per_image_proposals)} images but the collection has {len(collection)}."
+        )
     t_convert = time.perf_counter()
     twin = None if is_vit(fitted.net.backbone) else zplus_network(fitted.net)  # the z⁺ copy of a CNN, converted once
     timings["heat maps"] = time.perf_counter() - t_convert
@@ -382,8 +455,18 @@ def cosegment(
     results = []
     items = zip(collection.images, collection.names, per_image_proposals, priors)
     for image, name, props, prior in tqdm(list(items), desc="instances", unit="image", disable=not config.progress):
-        results.append(analyse_image(fitted.net, image, name, config, proposals=props, timings=timings, zplus_net=twin,
-                                     prior=prior.cpu().numpy()))  # fmt: skip
+        results.append(
+            analyse_image(
+                fitted.net,
+                image,
+                name,
+                config,
+                proposals=props,
+                timings=timings,
+                zplus_net=twin,
+                prior=prior.cpu().numpy(),
+            )
+        )
     t1 = time.perf_counter()
     select_all(results, config)
     timings["ranking"] = time.perf_counter() - t1

@@ -327,7 +327,9 @@ class ZPlusConv2d(nn.Module):
     def __init__(self, conv: nn.Conv2d, tf_same: bool = False):
         super().__init__()
         if conv.padding_mode != "zeros":
-            raise NotImplementedError(f"z⁺ rule: only zero padding is supported, not padding_mode={conv.padding_mode!r}.")
+            raise NotImplementedError(
+                f"z⁺ rule: only zero padding is supported, not padding_mode={conv.padding_mode!r}."
+            )
         self.register_buffer("weight", conv.weight.detach())  # shared with ``conv``: the twin is built from a copy
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach())
         self.stride, self.dilation, self.groups = _pair(conv.stride), _pair(conv.dilation), conv.groups
@@ -342,7 +344,11 @@ class ZPlusConv2d(nn.Module):
         self.batchnorm_folded = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = tf_same_pads(x.shape[-2:], self.weight.shape[-2:], self.stride, self.dilation) if self.tf_same else self.pads
+        pads = (
+            tf_same_pads(x.shape[-2:], self.weight.shape[-2:], self.stride, self.dilation)
+            if self.tf_same
+            else self.pads
+        )
         out = _ZPlusConv2dFunction.apply(x, self.weight, self.bias, self.stride, pads, self.dilation, self.groups)[0]
         if self.batchnorm_folded:
             self.last_output = out
@@ -425,7 +431,9 @@ def _convert(module: nn.Module, name: str = "") -> nn.Module:
     """The z⁺ version of one module (its children converted recursively, in place)."""
     if isinstance(module, nn.Conv2d):
         if type(module) is not nn.Conv2d and not _is_tf_same(module):
-            raise NotImplementedError(f"Peak back-propagation has no rule for the Conv2d subclass {type(module).__name__} at {name!r}.")
+            raise NotImplementedError(
+                f"Peak back-propagation has no rule for the Conv2d subclass {type(module).__name__} at {name!r}."
+            )
         return ZPlusConv2d(module, tf_same=_is_tf_same(module))
     if isinstance(module, nn.Linear):
         return ZPlusLinear(module)
@@ -455,7 +463,11 @@ def _convert(module: nn.Module, name: str = "") -> nn.Module:
     for child_name, child in children:
         full_name = f"{name}.{child_name}" if name else child_name
         follows_conv = isinstance(previous, ZPlusConv2d) and not previous.batchnorm_folded
-        if isinstance(child, nn.modules.batchnorm._BatchNorm) and follows_conv and previous.weight.shape[0] == child.num_features:
+        if (
+            isinstance(child, nn.modules.batchnorm._BatchNorm)
+            and follows_conv
+            and previous.weight.shape[0] == child.num_features
+        ):
             previous.fold(child)
             new = nn.Sequential(_FoldedBatchNorm(previous, full_name), *_batchnorm_extras(child, full_name))
         else:
@@ -468,7 +480,9 @@ def _convert(module: nn.Module, name: str = "") -> nn.Module:
 def _batchnorm_extras(bn: nn.Module, name: str) -> list[nn.Module]:
     """What timm's BatchNormAct2d applies after normalising (dropout, activation), converted."""
     extras = [getattr(bn, attribute, None) for attribute in ("drop", "act")]
-    return [_convert(extra, f"{name}.{attribute}") for extra, attribute in zip(extras, ("drop", "act")) if extra is not None]
+    return [
+        _convert(extra, f"{name}.{attribute}") for extra, attribute in zip(extras, ("drop", "act")) if extra is not None
+    ]
 
 
 class ZPlusNetwork(nn.Module):
@@ -525,7 +539,9 @@ def _check_inputs(image: torch.Tensor, peaks) -> torch.Tensor:
 def _one_hot_signals(logits: torch.Tensor, peaks: torch.Tensor) -> torch.Tensor:
     """(1, 1, h, w) logits, (M, 2) peaks → (M, 1, 1, h, w) one-hot signals."""
     if logits.dim() != 4 or logits.shape[:2] != (1, 1):
-        raise ValueError(f"the network must map one image to one map of logits (1, 1, h, w); got {tuple(logits.shape)}.")
+        raise ValueError(
+            f"the network must map one image to one map of logits (1, 1, h, w); got {tuple(logits.shape)}."
+        )
     h, w = logits.shape[-2:]
     if len(peaks) and (peaks.min() < 0 or peaks[:, 0].max() >= h or peaks[:, 1].max() >= w):
         raise ValueError(f"peaks must be (row, col) inside the {h}×{w} logit map; got {peaks.tolist()}.")
@@ -571,7 +587,9 @@ def peak_backprop(net: nn.Module, image: torch.Tensor, peaks, batched: bool | No
     return _backprop_signals(twin, image, peaks, batched).sum(dim=1)
 
 
-def gradient_backprop(net: nn.Module, image: torch.Tensor, peaks, batched: bool | None = None, reduce: str = "abs") -> torch.Tensor:
+def gradient_backprop(
+    net: nn.Module, image: torch.Tensor, peaks, batched: bool | None = None, reduce: str = "abs"
+) -> torch.Tensor:
     """Plain-gradient heat maps, for comparison with z⁺: (1, 3, H, W), (M, 2) → (M, H, W), ≥ 0.
 
     The gradient of Z at each peak with respect to the input image (the network in
@@ -582,7 +600,9 @@ def gradient_backprop(net: nn.Module, image: torch.Tensor, peaks, batched: bool 
     if reduce not in ("abs", "positive"):
         raise ValueError(f'reduce must be "abs" or "positive"; got {reduce!r}.')
     if isinstance(net, ZPlusNetwork):
-        raise TypeError("gradient_backprop needs the original network, not its z⁺ twin (whose backward pass is the z⁺ rule).")
+        raise TypeError(
+            "gradient_backprop needs the original network, not its z⁺ twin (whose backward pass is the z⁺ rule)."
+        )
     peaks = _check_inputs(image, peaks)
     path = _logits_path(net)
     modes = {module: module.training for module in path.modules()}

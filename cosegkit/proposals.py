@@ -274,7 +274,7 @@ class Proposals:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_masks(cls, masks) -> "Proposals":
+    def from_masks(cls, masks) -> Proposals:
         """Proposals from explicit boolean masks ``(P, h, w)``; the working resolution is ``(h, w)``.
 
         The leaves are the pixel groups with the same membership signature (the set of
@@ -656,7 +656,9 @@ def generate_proposals(
 PROPOSAL_SOURCES = ("hierarchy", "sam", "both")
 
 
-def proposals_for(image: np.ndarray, config, peaks: np.ndarray | None = None, logits: np.ndarray | None = None) -> Proposals:
+def proposals_for(
+    image: np.ndarray, config, peaks: np.ndarray | None = None, logits: np.ndarray | None = None
+) -> Proposals:
     """The proposals ``config.proposals`` names, for one image (what :func:`cosegkit.cosegment` uses).
 
     - ``"hierarchy"``: :func:`generate_proposals` (watershed trees + adjacent groups);
@@ -673,15 +675,31 @@ def proposals_for(image: np.ndarray, config, peaks: np.ndarray | None = None, lo
     work = working_shape(np.asarray(image).shape[:2], config.proposal_max_side)
     parts = []
     if source in ("hierarchy", "both"):
-        parts.append(generate_proposals(image, max_side=config.proposal_max_side, min_area=config.proposal_min_area,
-                                        max_area=config.proposal_max_area, seed=config.seed))  # fmt: skip
+        parts.append(
+            generate_proposals(
+                image,
+                max_side=config.proposal_max_side,
+                min_area=config.proposal_min_area,
+                max_area=config.proposal_max_area,
+                seed=config.seed,
+            )
+        )
     if source in ("sam", "both"):
         if peaks is None or logits is None:
             raise ValueError(f"proposals={source!r} prompts at the peaks of Z: pass peaks and logits.")
         from .sam import prompted_proposals, segmenter_for
 
-        parts.append(prompted_proposals(segmenter_for(config), image, peaks, logits.shape, work,
-                                        min_area=config.proposal_min_area, max_area=config.proposal_max_area))  # fmt: skip
+        parts.append(
+            prompted_proposals(
+                segmenter_for(config),
+                image,
+                peaks,
+                logits.shape,
+                work,
+                min_area=config.proposal_min_area,
+                max_area=config.proposal_max_area,
+            )
+        )
     if len(parts) == 1:
         return parts[0]
     from .sam import combine_proposals

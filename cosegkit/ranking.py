@@ -104,8 +104,11 @@ def ranking_terms(
             "resize the heat maps to the proposals' working resolution first."
         )
     if not use_cosaliency:
-        return {"inside": proposals.region_sums(maps), "contour": proposals.contour_sums(maps, width=contour_width),
-                "background": np.zeros(proposals.n)}  # fmt: skip
+        return {
+            "inside": proposals.region_sums(maps),
+            "contour": proposals.contour_sums(maps, width=contour_width),
+            "background": np.zeros(proposals.n),
+        }
 
     S = np.asarray(saliency, dtype=np.float64)
     if S.shape != (h, w):
@@ -126,8 +129,14 @@ def ranking_terms(
     return {"inside": inside[:, :M], "contour": contour, "background": inside[:, M]}
 
 
-def combine_terms(terms: dict, shape: tuple[int, int], beta: float = 0.8, gamma: float = 1e-5, gamma_mode: str = "pixels",
-                  gamma_reference_area: float = GAMMA_REFERENCE_AREA) -> np.ndarray:  # fmt: skip
+def combine_terms(
+    terms: dict,
+    shape: tuple[int, int],
+    beta: float = 0.8,
+    gamma: float = 1e-5,
+    gamma_mode: str = "pixels",
+    gamma_reference_area: float = GAMMA_REFERENCE_AREA,
+) -> np.ndarray:
     """R = β·inside + contour − γ·background from :func:`ranking_terms`. ``shape`` = the working (h, w). → ``(P, M)``."""
     h, w = shape
     if gamma_mode == "pixels":
@@ -178,10 +187,18 @@ def ranking_scores(
     ``use_cosaliency=False`` is the paper's "without co-saliency" ablation (Table 3):
     S ≡ 1 in the two heat terms and no background term.
     """
-    terms = ranking_terms(proposals, heatmaps, saliency, contour_width=contour_width, use_cosaliency=use_cosaliency,
-                          heatmap_norm=heatmap_norm, saliency_norm=saliency_norm)  # fmt: skip
-    return combine_terms(terms, proposals.shape, beta=beta, gamma=gamma, gamma_mode=gamma_mode,
-                         gamma_reference_area=gamma_reference_area)  # fmt: skip
+    terms = ranking_terms(
+        proposals,
+        heatmaps,
+        saliency,
+        contour_width=contour_width,
+        use_cosaliency=use_cosaliency,
+        heatmap_norm=heatmap_norm,
+        saliency_norm=saliency_norm,
+    )
+    return combine_terms(
+        terms, proposals.shape, beta=beta, gamma=gamma, gamma_mode=gamma_mode, gamma_reference_area=gamma_reference_area
+    )
 
 
 def select_per_peak(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -322,10 +339,18 @@ def select_instances(
     if n_peaks == 0 or proposals.n == 0:
         return empty, np.zeros(0), empty
     if terms is None:
-        terms = ranking_terms(proposals, heatmaps, saliency, contour_width=contour_width, use_cosaliency=use_cosaliency,
-                              heatmap_norm=heatmap_norm, saliency_norm=saliency_norm)  # fmt: skip
-    scores = combine_terms(terms, proposals.shape, beta=beta, gamma=gamma, gamma_mode=gamma_mode,
-                           gamma_reference_area=gamma_reference_area)  # fmt: skip
+        terms = ranking_terms(
+            proposals,
+            heatmaps,
+            saliency,
+            contour_width=contour_width,
+            use_cosaliency=use_cosaliency,
+            heatmap_norm=heatmap_norm,
+            saliency_norm=saliency_norm,
+        )
+    scores = combine_terms(
+        terms, proposals.shape, beta=beta, gamma=gamma, gamma_mode=gamma_mode, gamma_reference_area=gamma_reference_area
+    )
     best_index, best_score = select_per_peak(scores)
     if peak_weights is not None:
         weights = np.asarray(peak_weights, dtype=np.float64).reshape(-1)

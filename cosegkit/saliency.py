@@ -48,8 +48,13 @@ PRIOR_METHODS = ("mbd", "center", "learned")
 LEARNED_SIZE = 224  # the learned model reads a 224 × 224 letterboxed image
 
 
-def saliency_prior(image: np.ndarray, out_size: tuple[int, int] | None = None, method: str = "mbd",
-                   power: float = 2.0, work_size: int = 160) -> np.ndarray:
+def saliency_prior(
+    image: np.ndarray,
+    out_size: tuple[int, int] | None = None,
+    method: str = "mbd",
+    power: float = 2.0,
+    work_size: int = 160,
+) -> np.ndarray:
     """The unsupervised saliency prior of one image.
 
     Args:
@@ -105,7 +110,6 @@ def letterbox(image: np.ndarray, size: int = LEARNED_SIZE) -> tuple[np.ndarray, 
 
 @functools.lru_cache(maxsize=1)
 def _learned_model():
-    import torch
 
     from .config import resolve_device
     from .vit import SaliencyModel, saliency_model_state
@@ -272,8 +276,12 @@ def _normalise(values: np.ndarray) -> np.ndarray:
 UserMaps = str | Path | Sequence[np.ndarray] | Callable[[np.ndarray], np.ndarray]
 
 
-def prior_maps(collection: Collection, config: Config | None = None, user_maps: UserMaps | None = None,
-               out_size: tuple[int, int] | None = None) -> list[np.ndarray]:
+def prior_maps(
+    collection: Collection,
+    config: Config | None = None,
+    user_maps: UserMaps | None = None,
+    out_size: tuple[int, int] | None = None,
+) -> list[np.ndarray]:
     """One prior map per image of the collection.
 
     Args:
@@ -296,8 +304,10 @@ def prior_maps(collection: Collection, config: Config | None = None, user_maps: 
     config = Config() if config is None else config
     sizes = [tuple(image.shape[:2]) if out_size is None else tuple(out_size) for image in collection.images]
     if user_maps is None:
-        return [saliency_prior(image, size, method=config.prior, power=config.prior_power,
-                               work_size=config.prior_work_size) for image, size in zip(collection.images, sizes)]
+        return [
+            saliency_prior(image, size, method=config.prior, power=config.prior_power, work_size=config.prior_work_size)
+            for image, size in zip(collection.images, sizes)
+        ]
     if isinstance(user_maps, (str, Path)):
         raw = [_read_user_map(Path(user_maps), name) for name in collection.names]
     elif callable(user_maps):
@@ -335,9 +345,11 @@ def _read_user_map(folder: Path, name: str) -> np.ndarray:
         raise FileNotFoundError(f"Saliency map folder not found: '{folder}'.")
     candidates = sorted(p for p in folder.glob(f"{name}.*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not candidates:
-        raise FileNotFoundError(f"No saliency map for image '{name}' in '{folder}': expected a file named "
-                                f"'{name}.png' (same name as the image). Add it, or drop user_maps to use the "
-                                "built-in prior.")
+        raise FileNotFoundError(
+            f"No saliency map for image '{name}' in '{folder}': expected a file named "
+            f"'{name}.png' (same name as the image). Add it, or drop user_maps to use the "
+            "built-in prior."
+        )
     with Image.open(candidates[0]) as map_image:
         if map_image.mode.startswith("I;16") or map_image.mode in ("I", "F"):
             values = np.asarray(map_image)

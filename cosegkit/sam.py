@@ -42,8 +42,18 @@ import torch.nn.functional as F
 
 from .proposals import Proposals, unique_rows, working_shape
 
-__all__ = ["build_mobile_sam", "load_mobile_sam", "PromptableSegmenter", "ImageEmbedding", "PromptedProposals",
-           "peak_points", "peak_prompts", "prompted_proposals", "combine_proposals", "segmenter_for"]  # fmt: skip
+__all__ = [
+    "build_mobile_sam",
+    "load_mobile_sam",
+    "PromptableSegmenter",
+    "ImageEmbedding",
+    "PromptedProposals",
+    "peak_points",
+    "peak_prompts",
+    "prompted_proposals",
+    "combine_proposals",
+    "segmenter_for",
+]
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)  # SAM's input normalisation (ImageNet statistics × 255)
 PIXEL_STD = (58.395, 57.12, 57.375)
@@ -62,24 +72,59 @@ def build_mobile_sam(checkpoint=None, *, tiny: bool = False):
 
     if tiny:
         # (the last stage must have 320 channels: MobileSAM's TinyViT keeps the grid there only for 320, 448, 576)
-        size, encoder = 256, TinyViT(img_size=256, in_chans=3, num_classes=0, embed_dims=[8, 16, 24, 320],
-                                     depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 2], window_sizes=[4, 4, 4, 4],
-                                     mlp_ratio=2.0, drop_path_rate=0.0)  # fmt: skip
+        size, encoder = (
+            256,
+            TinyViT(
+                img_size=256,
+                in_chans=3,
+                num_classes=0,
+                embed_dims=[8, 16, 24, 320],
+                depths=[1, 1, 1, 1],
+                num_heads=[1, 1, 1, 2],
+                window_sizes=[4, 4, 4, 4],
+                mlp_ratio=2.0,
+                drop_path_rate=0.0,
+            ),
+        )
         transformer = TwoWayTransformer(depth=1, embedding_dim=256, mlp_dim=64, num_heads=2)
         hidden = 32
     else:
-        size, encoder = 1024, TinyViT(img_size=1024, in_chans=3, num_classes=1000, embed_dims=[64, 128, 160, 320],
-                                      depths=[2, 2, 6, 2], num_heads=[2, 4, 5, 10], window_sizes=[7, 7, 14, 7],
-                                      mlp_ratio=4.0, drop_rate=0.0, drop_path_rate=0.0, use_checkpoint=False,
-                                      mbconv_expand_ratio=4.0, local_conv_size=3, layer_lr_decay=0.8)  # fmt: skip
+        size, encoder = (
+            1024,
+            TinyViT(
+                img_size=1024,
+                in_chans=3,
+                num_classes=1000,
+                embed_dims=[64, 128, 160, 320],
+                depths=[2, 2, 6, 2],
+                num_heads=[2, 4, 5, 10],
+                window_sizes=[7, 7, 14, 7],
+                mlp_ratio=4.0,
+                drop_rate=0.0,
+                drop_path_rate=0.0,
+                use_checkpoint=False,
+                mbconv_expand_ratio=4.0,
+                local_conv_size=3,
+                layer_lr_decay=0.8,
+            ),
+        )
         transformer = TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8)
         hidden = 256
     model = Sam(
         image_encoder=encoder,
-        prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(size // 16, size // 16),
-                                     input_image_size=(size, size), mask_in_chans=16),  # fmt: skip
-        mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer=transformer, transformer_dim=256,
-                                 iou_head_depth=3, iou_head_hidden_dim=hidden),  # fmt: skip
+        prompt_encoder=PromptEncoder(
+            embed_dim=256,
+            image_embedding_size=(size // 16, size // 16),
+            input_image_size=(size, size),
+            mask_in_chans=16,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=transformer,
+            transformer_dim=256,
+            iou_head_depth=3,
+            iou_head_hidden_dim=hidden,
+        ),
         pixel_mean=list(PIXEL_MEAN),
         pixel_std=list(PIXEL_STD),
     )
@@ -140,8 +185,13 @@ class PromptableSegmenter:
         return ImageEmbedding(self.model.image_encoder(x), (H, W), (h, w))
 
     @torch.no_grad()
-    def predict_logits(self, embedding: ImageEmbedding, points: np.ndarray, labels: np.ndarray,
-                       out_shape: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def predict_logits(
+        self,
+        embedding: ImageEmbedding,
+        points: np.ndarray,
+        labels: np.ndarray,
+        out_shape: tuple[int, int] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask logits for ``K`` prompts of ``n`` points each.
 
         points: ``(K, n, 2)`` (x, y) in pixels of the original image; labels: ``(K, n)``, 1 positive,
@@ -159,8 +209,9 @@ class PromptableSegmenter:
             return torch.zeros((0, 3, *out_shape)), torch.zeros((0, 3))
         scale = torch.tensor([w / W, h / H], dtype=torch.float32)
         coords = (torch.from_numpy(points) * scale).to(self.device)  # (K, n, 2) in the input frame
-        sparse, dense = self.model.prompt_encoder(points=(coords, torch.as_tensor(labels, device=self.device).int()),
-                                                  boxes=None, masks=None)  # fmt: skip
+        sparse, dense = self.model.prompt_encoder(
+            points=(coords, torch.as_tensor(labels, device=self.device).int()), boxes=None, masks=None
+        )
         low_res, iou = self.model.mask_decoder(
             image_embeddings=embedding.features,
             image_pe=self.model.prompt_encoder.get_dense_pe(),
@@ -180,8 +231,13 @@ class PromptableSegmenter:
         masks = F.grid_sample(low_res, grid, mode="bilinear", padding_mode="border", align_corners=False)
         return masks.float().cpu(), iou.float().cpu()
 
-    def predict(self, embedding: ImageEmbedding, points: np.ndarray, labels: np.ndarray,
-                out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    def predict(
+        self,
+        embedding: ImageEmbedding,
+        points: np.ndarray,
+        labels: np.ndarray,
+        out_shape: tuple[int, int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Boolean masks ``(K, 3, h, w)`` (default the image's size) and predicted IoU ``(K, 3)``; see :meth:`predict_logits`."""
         logits, iou = self.predict_logits(embedding, points, labels, out_shape)
         return (logits > 0).numpy(), iou.numpy()
@@ -232,8 +288,9 @@ def peak_points(peaks: np.ndarray, grid_shape: tuple[int, int], image_shape: tup
     return np.stack([(peaks[:, 1] + 0.5) * W / wz, (peaks[:, 0] + 0.5) * H / hz], axis=1)
 
 
-def peak_prompts(peaks: np.ndarray, grid_shape: tuple[int, int], image_shape: tuple[int, int],
-                 negatives: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def peak_prompts(
+    peaks: np.ndarray, grid_shape: tuple[int, int], image_shape: tuple[int, int], negatives: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One prompt per peak: a positive point at the peak, plus negative points at other peaks.
 
     peaks: ``(M, 2)`` cells of a ``grid_shape`` map; negatives: ``(M,)`` bool, the peaks that serve as
@@ -254,11 +311,19 @@ def peak_prompts(peaks: np.ndarray, grid_shape: tuple[int, int], image_shape: tu
     return points, labels
 
 
-def prompted_proposals(segmenter: PromptableSegmenter, image: np.ndarray, peaks: np.ndarray,
-                       grid_shape: tuple[int, int], work_shape: tuple[int, int] | None = None, *,
-                       max_side: int = 500, min_area: float = 2e-5, max_area: float = 0.85,
-                       negatives: np.ndarray | None = None,
-                       embedding: ImageEmbedding | None = None) -> PromptedProposals:  # fmt: skip
+def prompted_proposals(
+    segmenter: PromptableSegmenter,
+    image: np.ndarray,
+    peaks: np.ndarray,
+    grid_shape: tuple[int, int],
+    work_shape: tuple[int, int] | None = None,
+    *,
+    max_side: int = 500,
+    min_area: float = 2e-5,
+    max_area: float = 0.85,
+    negatives: np.ndarray | None = None,
+    embedding: ImageEmbedding | None = None,
+) -> PromptedProposals:
     """The segmenter's three masks for a point at every peak, as proposals at the working resolution.
 
     Args:
@@ -319,5 +384,9 @@ def combine_proposals(*sets: Proposals) -> PromptedProposals:
         blocks.append(s.membership[:, leaf_of_new])
         peak_ids.append(getattr(s, "peak_ids", np.full(s.n, -1, np.int64)))
         predicted.append(getattr(s, "predicted_iou", np.full(s.n, np.nan)))
-    return PromptedProposals(leaves.reshape(shape).astype(np.int32), sp.vstack(blocks).tocsr(),
-                             np.concatenate(peak_ids), np.concatenate(predicted))  # fmt: skip
+    return PromptedProposals(
+        leaves.reshape(shape).astype(np.int32),
+        sp.vstack(blocks).tocsr(),
+        np.concatenate(peak_ids),
+        np.concatenate(predicted),
+    )

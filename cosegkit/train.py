@@ -99,7 +99,9 @@ def correlation_features(features: torch.Tensor, config: Config) -> torch.Tensor
     raise ValueError(f"feature_centering must be one of {FEATURE_CENTERINGS}, got {config.feature_centering!r}")
 
 
-def batch_losses(net: CoSaliencyNet, front: torch.Tensor, priors: torch.Tensor, config: Config) -> dict[str, torch.Tensor]:
+def batch_losses(
+    net: CoSaliencyNet, front: torch.Tensor, priors: torch.Tensor, config: Config
+) -> dict[str, torch.Tensor]:
     """All losses of one batch.
 
     front (B, C', h', w'): output of the frozen front (the images themselves when nothing is frozen);
@@ -114,12 +116,23 @@ def batch_losses(net: CoSaliencyNet, front: torch.Tensor, priors: torch.Tensor, 
     peaks = co_peaks(guided.detach(), window=config.copeak_window, threshold=config.copeak_threshold)
     copeak = copeak_loss(guided, peaks, form=config.copeak_form).sum()
     affinity = affinity_loss(
-        f_hat[n], f_hat[m], out.saliency_low[n], out.saliency_low[m], alpha=config.alpha,
-        reduction=config.affinity_reduction, T_nm=corr,
-    ).sum()  # fmt: skip
+        f_hat[n],
+        f_hat[m],
+        out.saliency_low[n],
+        out.saliency_low[m],
+        alpha=config.alpha,
+        reduction=config.affinity_reduction,
+        T_nm=corr,
+    ).sum()
     saliency = saliency_loss(out.saliency, priors).sum()
     total = config.lambda_copeak * copeak + config.lambda_affinity * affinity + config.lambda_saliency * saliency
-    return {"total": total, "copeak": copeak, "affinity": affinity, "saliency": saliency, "copeaks_per_pair": peaks.sum() / len(n)}
+    return {
+        "total": total,
+        "copeak": copeak,
+        "affinity": affinity,
+        "saliency": saliency,
+        "copeaks_per_pair": peaks.sum() / len(n),
+    }
 
 
 def make_optimizer(net: CoSaliencyNet, config: Config) -> torch.optim.Adam:
@@ -131,7 +144,9 @@ def make_optimizer(net: CoSaliencyNet, config: Config) -> torch.optim.Adam:
     towards 0 would shrink the layer's output, not regularise it), as most codebases do.
     """
     lr_head = config.lr_head if config.lr_head is not None else config.lr
-    norm_params = {id(p) for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for p in m.parameters()}
+    norm_params = {
+        id(p) for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for p in m.parameters()
+    }
     groups = {"backbone_w": [], "backbone_b": [], "backbone_norm": [], "head_w": [], "head_b": []}
     for name, p in net.named_parameters():
         if not p.requires_grad:
@@ -147,7 +162,9 @@ def make_optimizer(net: CoSaliencyNet, config: Config) -> torch.optim.Adam:
         "head_b": (lr_head * config.bias_lr_mult, 0.0),
     }
     param_groups = [
-        {"params": params, "lr": settings[k][0], "weight_decay": settings[k][1], "name": k} for k, params in groups.items() if params
+        {"params": params, "lr": settings[k][0], "weight_decay": settings[k][1], "name": k}
+        for k, params in groups.items()
+        if params
     ]
     return torch.optim.Adam(param_groups, betas=config.betas)
 
@@ -177,12 +194,17 @@ def compute_priors(collection: Collection, config: Config, user_maps=None) -> to
 
 
 @torch.no_grad()
-def compute_front(net: CoSaliencyNet, inputs: torch.Tensor, config: Config, device: torch.device, chunk: int = 8) -> torch.Tensor:
+def compute_front(
+    net: CoSaliencyNet, inputs: torch.Tensor, config: Config, device: torch.device, chunk: int = 8
+) -> torch.Tensor:
     """Output of the frozen front for every image, computed once: (N, C', h', w') on the CPU."""
     if config.trainable_blocks is None:
         return net.normalize(inputs)
     net.eval()
-    parts = [net.front(net.normalize(inputs[i : i + chunk].to(device)), config.trainable_blocks).cpu() for i in range(0, len(inputs), chunk)]
+    parts = [
+        net.front(net.normalize(inputs[i : i + chunk].to(device)), config.trainable_blocks).cpu()
+        for i in range(0, len(inputs), chunk)
+    ]
     return torch.cat(parts)
 
 
@@ -190,12 +212,15 @@ HEAD_INITS = ("zero", "prior_mean", "ddt")
 
 
 @torch.no_grad()
-def init_head_ddt(net: CoSaliencyNet, front: torch.Tensor, priors: torch.Tensor, config: Config, chunk: int = 8) -> None:
+def init_head_ddt(
+    net: CoSaliencyNet, front: torch.Tensor, priors: torch.Tensor, config: Config, chunk: int = 8
+) -> None:
     """Start the head as DDT (:func:`cosegkit.ddt.ddt_head`): the collection's first principal direction
     of the features F it reads, scaled and shifted to match the priors. front (N, C', h', w'), priors (N, S, S)."""
     device = next(net.parameters()).device
-    features = torch.cat([net.tail(front[i : i + chunk].to(device), config.trainable_blocks).cpu()
-                          for i in range(0, len(front), chunk)])  # fmt: skip
+    features = torch.cat(
+        [net.tail(front[i : i + chunk].to(device), config.trainable_blocks).cpu() for i in range(0, len(front), chunk)]
+    )
     weight, bias = ddt_head(features, priors.cpu())
     net.head.weight.copy_(weight.reshape(net.head.weight.shape).to(net.head.weight))
     net.head.bias.fill_(bias)
@@ -274,7 +299,14 @@ def fit(
         init_head_ddt(net, front, priors, config)
     net.train()
     epochs = range(start_epoch, config.epochs)
-    bar = tqdm(epochs, desc="co-peak search", unit="epoch", disable=not config.progress, initial=start_epoch, total=config.epochs)
+    bar = tqdm(
+        epochs,
+        desc="co-peak search",
+        unit="epoch",
+        disable=not config.progress,
+        initial=start_epoch,
+        total=config.epochs,
+    )
     for epoch in bar:
         sums = {"total": 0.0, "copeak": 0.0, "affinity": 0.0, "saliency": 0.0, "copeaks_per_pair": 0.0}
         batches = batch_plan(len(collection), config.batch_size, rng)
@@ -297,7 +329,9 @@ def fit(
                 sums[k] += float(losses[k].detach()) / len(batches)
         record = {"epoch": epoch + 1, **sums}
         history.append(record)
-        bar.set_postfix(copeak=f"{sums['copeak']:.3f}", affinity=f"{sums['affinity']:.3f}", saliency=f"{sums['saliency']:.4f}")
+        bar.set_postfix(
+            copeak=f"{sums['copeak']:.3f}", affinity=f"{sums['affinity']:.3f}", saliency=f"{sums['saliency']:.4f}"
+        )
         if checkpoint is not None:
             trainable = {k: v.detach().cpu() for k, v in net.state_dict().items() if _is_trained(net, k)}
             atomic.torch_save(
@@ -324,8 +358,10 @@ def _diverged(epoch: int, what: str, saved: tuple[Path, int] | None) -> str:
     """The message of a ``TrainingDivergedError``: where, what, what to do, and the checkpoint that is kept.
 
     ``saved``: (checkpoint path, number of epochs it holds) of this run, or None."""
-    message = (f"Training diverged at epoch {epoch + 1}: {what}. Lower the learning rates (Config.lr, Config.lr_head) "
-               "or check the saliency priors for NaN.")
+    message = (
+        f"Training diverged at epoch {epoch + 1}: {what}. Lower the learning rates (Config.lr, Config.lr_head) "
+        "or check the saliency priors for NaN."
+    )
     if saved is not None:
         message += f" The last good checkpoint (after epoch {saved[1]}) is kept at {saved[0]}."
     return message

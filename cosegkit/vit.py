@@ -138,7 +138,9 @@ class Embedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2] % PATCH or x.shape[-1] % PATCH:
-            raise ValueError(f"The ViT backbone reads images whose sides are multiples of {PATCH}; got {tuple(x.shape[-2:])}.")
+            raise ValueError(
+                f"The ViT backbone reads images whose sides are multiples of {PATCH}; got {tuple(x.shape[-2:])}."
+            )
         patches = self.patch_embed.proj(x)  # (B, C, h, w)
         grid = patches.shape[-2:]
         tokens = patches.flatten(2).transpose(1, 2)  # (B, h·w, C)
@@ -198,8 +200,11 @@ def _block_key(onnx_name: str) -> str:
     """``backbone.encoder.layer.3.attention.output.dense.bias`` → ``blocks.3.attn.proj.bias`` (timm's names)."""
     rest = onnx_name.removeprefix("backbone.encoder.layer.")
     index, part = rest.split(".", 1)
-    part = (part.replace("attention.output.dense", "attn.proj").replace("layer_scale1.lambda1", "ls1.gamma")
-            .replace("layer_scale2.lambda1", "ls2.gamma"))
+    part = (
+        part.replace("attention.output.dense", "attn.proj")
+        .replace("layer_scale1.lambda1", "ls1.gamma")
+        .replace("layer_scale2.lambda1", "ls2.gamma")
+    )
     return f"blocks.{index}.{part}"
 
 
@@ -243,16 +248,20 @@ def state_dict_from_onnx(path: str | Path) -> dict[str, torch.Tensor]:
             patch_pos = value
     for index in sorted({i for i, _ in qkv}, key=int):
         for kind in ("weight", "bias"):
-            vit[f"blocks.{index}.attn.qkv.{kind}"] = torch.cat([qkv[(index, f"{w}.{kind}")] for w in ("query", "key", "value")])
+            vit[f"blocks.{index}.attn.qkv.{kind}"] = torch.cat(
+                [qkv[(index, f"{w}.{kind}")] for w in ("query", "key", "value")]
+            )
     state = {f"backbone.{int(k.split('.')[1]) + 1}.{k.split('.', 2)[2]}": v for k, v in vit.items()}
-    state.update({
-        "backbone.0.cls_token": tensors["backbone.embeddings.cls_token"],
-        "backbone.0.pos_embed": torch.cat([cls_pos, patch_pos], dim=1),
-        "backbone.0.patch_embed.proj.weight": tensors["backbone.embeddings.patch_embeddings.projection.weight"],
-        "backbone.0.patch_embed.proj.bias": tensors["backbone.embeddings.patch_embeddings.projection.bias"],
-        "backbone.13.norm.weight": tensors["backbone.layernorm.weight"],
-        "backbone.13.norm.bias": tensors["backbone.layernorm.bias"],
-    })
+    state.update(
+        {
+            "backbone.0.cls_token": tensors["backbone.embeddings.cls_token"],
+            "backbone.0.pos_embed": torch.cat([cls_pos, patch_pos], dim=1),
+            "backbone.0.patch_embed.proj.weight": tensors["backbone.embeddings.patch_embeddings.projection.weight"],
+            "backbone.0.patch_embed.proj.bias": tensors["backbone.embeddings.patch_embeddings.projection.bias"],
+            "backbone.13.norm.weight": tensors["backbone.layernorm.weight"],
+            "backbone.13.norm.bias": tensors["backbone.layernorm.bias"],
+        }
+    )
     state.update({k: v for k, v in tensors.items() if k.startswith("decoder.")})
     expected = SaliencyModel().state_dict()
     missing = sorted(k for k in expected if k not in state and not k.endswith("num_batches_tracked"))
@@ -272,7 +281,11 @@ def timm_state_dict(backbone_state: dict[str, torch.Tensor]) -> dict[str, torch.
     for key, value in backbone_state.items():
         index, rest = key.split(".", 1)
         index = int(index)
-        out[rest if index == 0 else ("norm." + rest.split(".", 1)[1] if index == DEPTH + 1 else f"blocks.{index - 1}.{rest}")] = value
+        out[
+            rest
+            if index == 0
+            else ("norm." + rest.split(".", 1)[1] if index == DEPTH + 1 else f"blocks.{index - 1}.{rest}")
+        ] = value
     return out
 
 
@@ -301,7 +314,9 @@ def dinov2_vits14_backbone(pretrained: bool | str = True, stride: int = PATCH, d
     ``"timm"``: timm's canonical DINOv2 weights (downloaded once by timm); ``False``: random.
     """
     if stride != PATCH:
-        raise ValueError(f"The DINOv2 ViT-S/14 backbone has stride {PATCH} (its patch size); got feature_stride={stride}.")
+        raise ValueError(
+            f"The DINOv2 ViT-S/14 backbone has stride {PATCH} (its patch size); got feature_stride={stride}."
+        )
     if not 1 <= depth <= DEPTH:
         raise ValueError(f"depth must be between 1 and {DEPTH}; got {depth}.")
     backbone = nn.Sequential(Embedding(), *[Block() for _ in range(DEPTH)], TokenGrid())
@@ -318,7 +333,9 @@ def dinov2_vits14_backbone(pretrained: bool | str = True, stride: int = PATCH, d
                 ) from error
             state = from_timm(model.state_dict())
         else:
-            state = {k.removeprefix("backbone."): v for k, v in saliency_model_state().items() if k.startswith("backbone.")}
+            state = {
+                k.removeprefix("backbone."): v for k, v in saliency_model_state().items() if k.startswith("backbone.")
+            }
         backbone.load_state_dict(state, strict=True)
     if depth < DEPTH:
         backbone = nn.Sequential(*backbone[: depth + 1], backbone[-1])
@@ -364,7 +381,9 @@ def attention_rollout(backbone: nn.Sequential, x: torch.Tensor, peaks: torch.Ten
     return signal[:, 1:].reshape(len(peaks), side, side)
 
 
-def rollout_heatmaps(backbone: nn.Sequential, x: torch.Tensor, peaks, out_size: tuple[int, int] | None = None) -> torch.Tensor:
+def rollout_heatmaps(
+    backbone: nn.Sequential, x: torch.Tensor, peaks, out_size: tuple[int, int] | None = None
+) -> torch.Tensor:
     """:func:`attention_rollout` resized to ``out_size`` (default the input's size) bilinearly: → (M, h_out, w_out) ≥ 0."""
     peaks = torch.as_tensor(np.asarray(peaks), dtype=torch.long).reshape(-1, 2).to(x.device)
     maps = attention_rollout(backbone, x, peaks)
@@ -427,8 +446,14 @@ def feature_walk(features: torch.Tensor, peaks: torch.Tensor, steps: int = 48, s
 
 
 @torch.no_grad()
-def walk_heatmaps(backbone: nn.Module, x: torch.Tensor, peaks, out_size: tuple[int, int] | None = None,
-                  steps: int = 48, sharpness: float = 4.0) -> torch.Tensor:
+def walk_heatmaps(
+    backbone: nn.Module,
+    x: torch.Tensor,
+    peaks,
+    out_size: tuple[int, int] | None = None,
+    steps: int = 48,
+    sharpness: float = 4.0,
+) -> torch.Tensor:
     """:func:`feature_walk` on the backbone's features of one image, resized bilinearly: (1, 3, H, W), (M, 2) →
     (M, h_out, w_out) (default the input's size)."""
     peaks = torch.as_tensor(np.asarray(peaks), dtype=torch.long).reshape(-1, 2).to(x.device)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib import colormaps
 
 
@@ -42,8 +42,15 @@ def show_instances(r, ax=None, show_peaks: bool = True, title: str | None = None
         y, x = (r.peaks[peak_id] + 0.5) * (h / hz, w / wz)
         if show_peaks:
             ax.plot(x, y, marker="*", ms=14, mec="white", mfc=colors[k])
-        ax.text(x, y - 0.03 * h, f"#{k + 1} {score:.3f}", color="white", fontsize=8, ha="center",
-                bbox=dict(facecolor=colors[k], alpha=0.8, pad=1, lw=0))  # fmt: skip
+        ax.text(
+            x,
+            y - 0.03 * h,
+            f"#{k + 1} {score:.3f}",
+            color="white",
+            fontsize=8,
+            ha="center",
+            bbox=dict(facecolor=colors[k], alpha=0.8, pad=1, lw=0),
+        )
     ax.set_title(title or f"{r.name}: {len(r.masks)} instance(s)")
     ax.axis("off")
     return ax
@@ -122,7 +129,9 @@ def copeaks_figure(image_n, image_m, peaks, values=None, grid=None, max_lines: i
         p = ((pc + 0.5) * image_n.shape[1] / w, (pr + 0.5) * image_n.shape[0] / h)
         q = ((qc + 0.5) * image_m.shape[1] / w, (qr + 0.5) * image_m.shape[0] / h)
         color = cmap(values[k] / vmax if vmax > 0 else 1.0)
-        fig.add_artist(ConnectionPatch(xyA=p, xyB=q, coordsA="data", coordsB="data", axesA=a, axesB=b, color=color, lw=1.2))
+        fig.add_artist(
+            ConnectionPatch(xyA=p, xyB=q, coordsA="data", coordsB="data", axesA=a, axesB=b, color=color, lw=1.2)
+        )
         a.plot(*p, "o", color=color, ms=4)
         b.plot(*q, "o", color=color, ms=4)
     fig.suptitle(f"{len(peaks)} co-peaks; the {len(order)} strongest drawn (colour = Tˢ)")

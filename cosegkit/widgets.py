@@ -67,9 +67,11 @@ def example_collection(name: str = "pennfudan", n_images: int = 6, seed: int = 0
         return loaders[name](max_images=n_images)
     except (FileNotFoundError, CollectionError) as error:
         reason = str(error).splitlines()[0]
-        print(f"Note: the {name} data set is not available ({reason})\n"
-              f"      Using synthetic_collection({n_images}) instead: the same steps, on procedural images. "
-              "Set COSEGKIT_DATA to the data folder to use the real photographs.")  # fmt: skip
+        print(
+            f"Note: the {name} data set is not available ({reason})\n"
+            f"      Using synthetic_collection({n_images}) instead: the same steps, on procedural images. "
+            "Set COSEGKIT_DATA to the data folder to use the real photographs."
+        )
         return synthetic_collection(n_images, seed=seed)
 
 
@@ -101,7 +103,9 @@ def _widgets():
     try:
         import ipywidgets
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("The explorers need ipywidgets: pip install 'cosegkit[notebooks]' (or pip install ipywidgets).") from error
+        raise ImportError(
+            "The explorers need ipywidgets: pip install 'cosegkit[notebooks]' (or pip install ipywidgets)."
+        ) from error
     return ipywidgets
 
 
@@ -158,8 +162,16 @@ def pair_tensors(f_hat: torch.Tensor, s_low: torch.Tensor, n: int, m: int) -> tu
     return T[0], Ts[0]
 
 
-def correlation_view(image_n: np.ndarray, image_m: np.ndarray, T: torch.Tensor, Ts: torch.Tensor,
-                     s_low_n: torch.Tensor, s_low_m: torch.Tensor, row: int, col: int) -> plt.Figure:
+def correlation_view(
+    image_n: np.ndarray,
+    image_m: np.ndarray,
+    T: torch.Tensor,
+    Ts: torch.Tensor,
+    s_low_n: torch.Tensor,
+    s_low_m: torch.Tensor,
+    row: int,
+    col: int,
+) -> plt.Figure:
     """Four panels for one location p = (row, col) of image n:
 
     image n with p marked | T(p, ·) over image m | S̃m over image m | Tˢ(p, ·) over image m.
@@ -178,15 +190,37 @@ def correlation_view(image_n: np.ndarray, image_m: np.ndarray, T: torch.Tensor, 
     axes[0].add_patch(plt.Rectangle((x - cell_w / 2, y - cell_h / 2), cell_w, cell_h, fill=False, ec="cyan", lw=2.5))
     axes[0].set_title(f"image n, location p = ({row}, {col})\nS̃n(p) = {float(s_low_n[row, col]):.3f}")
     panels = [
-        (axes[1], T[row, col], f"T(p, ·): correlation with p\nmax {float(T[row, col].max()):.3f}", 0.0, 1.0, "viridis", "T(p, q)"),
+        (
+            axes[1],
+            T[row, col],
+            f"T(p, ·): correlation with p\nmax {float(T[row, col].max()):.3f}",
+            0.0,
+            1.0,
+            "viridis",
+            "T(p, q)",
+        ),
         (axes[2], s_low_m, "S̃m: co-saliency of image m", 0.0, float(max(s_low_m.max(), 1e-6)), "magma", "S̃m(q)"),
-        (axes[3], Ts[row, col], f"Tˢ(p, ·) = S̃n(p)·S̃m(q)·T(p, q)\nmax {float(Ts[row, col].max()):.4f}",
-         0.0, float(max(Ts.max(), 1e-12)), "viridis", "Tˢ(p, q)"),
-    ]  # fmt: skip
+        (
+            axes[3],
+            Ts[row, col],
+            f"Tˢ(p, ·) = S̃n(p)·S̃m(q)·T(p, q)\nmax {float(Ts[row, col].max()):.4f}",
+            0.0,
+            float(max(Ts.max(), 1e-12)),
+            "viridis",
+            "Tˢ(p, q)",
+        ),
+    ]
     for ax, values, title, vmin, vmax, cmap, label in panels:
         ax.imshow(image_m)
-        im = ax.imshow(values.numpy(), cmap=cmap, vmin=vmin, vmax=vmax, alpha=0.7, interpolation="nearest",
-                       extent=_grid_extent(image_m))  # fmt: skip
+        im = ax.imshow(
+            values.numpy(),
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            alpha=0.7,
+            interpolation="nearest",
+            extent=_grid_extent(image_m),
+        )
         ax.set_title(title, fontsize=10)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=label)
     best = np.unravel_index(int(torch.argmax(Ts[row, col])), (h, w))
@@ -221,12 +255,16 @@ def correlation_explorer(images: list[np.ndarray], f_hat: torch.Tensor, s_low: t
         show(correlation_view(images[n], images[m], T, Ts, s_low[n], s_low[m], row, col))
 
     out = widgets.interactive_output(update, controls)
-    return widgets.VBox([widgets.HBox([controls["n"], controls["m"]]), widgets.HBox([controls["row"], controls["col"]]), out])
+    return widgets.VBox(
+        [widgets.HBox([controls["n"], controls["m"]]), widgets.HBox([controls["row"], controls["col"]]), out]
+    )
 
 
 # ======================================================================= 02 co-peaks
 @torch.no_grad()
-def copeak_list(Ts: torch.Tensor, window: int = 3, threshold: str | float | None = "median") -> tuple[np.ndarray, np.ndarray]:
+def copeak_list(
+    Ts: torch.Tensor, window: int = 3, threshold: str | float | None = "median"
+) -> tuple[np.ndarray, np.ndarray]:
     """The co-peaks of one pair as a list, strongest first.
 
     Ts: ``(h, w, h, w)``. Returns ``peaks (K, 4)`` int — rows ``(p_row, p_col, q_row, q_col)`` —
@@ -239,8 +277,14 @@ def copeak_list(Ts: torch.Tensor, window: int = 3, threshold: str | float | None
     return peaks[order], values[order]
 
 
-def copeaks_view(image_n: np.ndarray, image_m: np.ndarray, Ts: torch.Tensor, window: int = 3,
-                 threshold: str | float | None = "median", max_lines: int = 40):
+def copeaks_view(
+    image_n: np.ndarray,
+    image_m: np.ndarray,
+    Ts: torch.Tensor,
+    window: int = 3,
+    threshold: str | float | None = "median",
+    max_lines: int = 40,
+):
     """Co-peaks of one pair drawn as lines joining the two images (:func:`cosegkit.viz.copeaks_figure`).
 
     Ts: ``(h, w, h, w)``. Returns ``(peaks (K, 4), values (K,), figure)``; the colour bar gives
@@ -254,13 +298,21 @@ def copeaks_view(image_n: np.ndarray, image_m: np.ndarray, Ts: torch.Tensor, win
     peaks, values = copeak_list(Ts, window, threshold)
     fig = copeaks_figure(image_n, image_m, peaks, values, grid=tuple(Ts.shape[:2]), max_lines=max_lines)
     vmax = float(values.max()) if len(values) else 1.0
-    fig.colorbar(ScalarMappable(Normalize(0, vmax), cmap="viridis"), ax=fig.axes, fraction=0.025, pad=0.02,
-                 label="Tˢ(p, q) at the co-peak")  # fmt: skip
+    fig.colorbar(
+        ScalarMappable(Normalize(0, vmax), cmap="viridis"),
+        ax=fig.axes,
+        fraction=0.025,
+        pad=0.02,
+        label="Tˢ(p, q) at the co-peak",
+    )
     fig.axes[0].set_title("image n (p)")
     fig.axes[1].set_title("image m (q)")
-    fig.suptitle(f"window {window}⁴, threshold {threshold!r}: {len(peaks)} co-peaks among {Ts.numel():,} pairs (p, q); "
-                 f"the {min(max_lines, len(peaks))} strongest drawn\nmedian Tˢ of the pair = {float(torch.quantile(Ts.flatten(), 0.5)):.2e}, "
-                 f"strongest co-peak = {vmax if len(values) else float('nan'):.2e}", fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"window {window}⁴, threshold {threshold!r}: {len(peaks)} co-peaks among {Ts.numel():,} pairs (p, q); "
+        f"the {min(max_lines, len(peaks))} strongest drawn\nmedian Tˢ of the pair = {float(torch.quantile(Ts.flatten(), 0.5)):.2e}, "
+        f"strongest co-peak = {vmax if len(values) else float('nan'):.2e}",
+        fontsize=10,
+    )
     return peaks, values, fig
 
 
@@ -272,8 +324,9 @@ def copeaks_explorer(images: list[np.ndarray], f_hat: torch.Tensor, s_low: torch
         n=widgets.Dropdown(options=options, value=n, description="image n"),
         m=widgets.Dropdown(options=options, value=m, description="image m"),
         window=widgets.Dropdown(options=[1, 3, 5, 7], value=3, description="window"),
-        threshold=widgets.Dropdown(options=[("median (code)", "median"), ("none (paper)", "none")], value="median",
-                                   description="threshold"),  # fmt: skip
+        threshold=widgets.Dropdown(
+            options=[("median (code)", "median"), ("none (paper)", "none")], value="median", description="threshold"
+        ),
         max_lines=widgets.IntSlider(value=40, min=5, max=200, step=5, description="lines", continuous_update=False),
     )
 
@@ -282,7 +335,10 @@ def copeaks_explorer(images: list[np.ndarray], f_hat: torch.Tensor, s_low: torch
         show(copeaks_view(images[n], images[m], Ts, window, threshold, max_lines)[2])
 
     out = widgets.interactive_output(update, controls)
-    rows = [widgets.HBox([controls["n"], controls["m"], controls["max_lines"]]), widgets.HBox([controls["window"], controls["threshold"]])]
+    rows = [
+        widgets.HBox([controls["n"], controls["m"], controls["max_lines"]]),
+        widgets.HBox([controls["window"], controls["threshold"]]),
+    ]
     return widgets.VBox([*rows, out])
 
 
@@ -333,7 +389,9 @@ class TrainingLab:
             self.priors = compute_priors(self.collection, self.config)
         self.inputs = to_input(self.collection.images, self.config.image_size)
         size = self.config.image_size
-        self.foreground = [foreground_at(g, size) for g in self.collection.gt_masks] if self.collection.has_ground_truth else None
+        self.foreground = (
+            [foreground_at(g, size) for g in self.collection.gt_masks] if self.collection.has_ground_truth else None
+        )
 
     def mean_auc(self, maps: np.ndarray) -> float:
         """Mean :func:`saliency_auc` of maps ``(N, S, S)`` against the ground truth (NaN without it)."""
@@ -347,7 +405,12 @@ class TrainingLab:
         was_training = net.training
         net.eval()
         device = next(net.parameters()).device
-        maps = torch.cat([net(net.normalize(self.inputs[i : i + 8].to(device))).saliency.cpu() for i in range(0, len(self.inputs), 8)])
+        maps = torch.cat(
+            [
+                net(net.normalize(self.inputs[i : i + 8].to(device))).saliency.cpu()
+                for i in range(0, len(self.inputs), 8)
+            ]
+        )
         net.train(was_training)
         return maps.numpy()
 
@@ -382,8 +445,14 @@ class TrainingLab:
         start = time.perf_counter()
         fitted = fit(self.collection, config, priors=self.priors, callback=on_epoch)
         maps = self._saliency(fitted.net)
-        run = LabRun(dict(settings), fitted.history, maps, self.mean_auc(maps), self.mean_auc(self.priors.numpy()),
-                     time.perf_counter() - start)  # fmt: skip
+        run = LabRun(
+            dict(settings),
+            fitted.history,
+            maps,
+            self.mean_auc(maps),
+            self.mean_auc(self.priors.numpy()),
+            time.perf_counter() - start,
+        )
         self.cache[key] = run
         return run
 
@@ -399,14 +468,23 @@ class TrainingLab:
         style = {"description_width": "120px"}
         controls = dict(
             alpha=widgets.FloatSlider(value=c.alpha, min=0, max=16, step=0.5, description="α (affinity)", style=style),
-            lambda_copeak=widgets.FloatSlider(value=c.lambda_copeak, min=0, max=5, step=0.1, description="λt (co-peak)", style=style),
-            lambda_affinity=widgets.FloatSlider(value=c.lambda_affinity, min=0, max=5, step=0.05, description="λa (affinity)", style=style),
-            lambda_saliency=widgets.FloatSlider(value=c.lambda_saliency, min=0, max=2, step=0.1, description="λs (saliency)", style=style),
-            head_init=widgets.Dropdown(options=list(HEAD_INITS), value=c.head_init, description="head init", style=style),
-            feature_centering=widgets.Dropdown(options=list(FEATURE_CENTERINGS), value=c.feature_centering,
-                                               description="centre features", style=style),
+            lambda_copeak=widgets.FloatSlider(
+                value=c.lambda_copeak, min=0, max=5, step=0.1, description="λt (co-peak)", style=style
+            ),
+            lambda_affinity=widgets.FloatSlider(
+                value=c.lambda_affinity, min=0, max=5, step=0.05, description="λa (affinity)", style=style
+            ),
+            lambda_saliency=widgets.FloatSlider(
+                value=c.lambda_saliency, min=0, max=2, step=0.1, description="λs (saliency)", style=style
+            ),
+            head_init=widgets.Dropdown(
+                options=list(HEAD_INITS), value=c.head_init, description="head init", style=style
+            ),
+            feature_centering=widgets.Dropdown(
+                options=list(FEATURE_CENTERINGS), value=c.feature_centering, description="centre features", style=style
+            ),
             epochs=widgets.IntSlider(value=c.epochs, min=epochs[0], max=epochs[1], description="epochs", style=style),
-        )  # fmt: skip
+        )
         button = widgets.Button(description="Train", button_style="primary", icon="play")
         status = widgets.Label("Set the weights, then press Train (runs already done answer from the cache).")
         curves, maps = widgets.Output(), widgets.Output()
@@ -423,7 +501,9 @@ class TrainingLab:
                 with curves:
                     curves.clear_output(wait=True)
                     changed = {k: v for k, v in settings.items() if getattr(self.config, k) != v}
-                    show(loss_curves_figure([*runs, LabRun(changed, list(live), None, float("nan"), float("nan"), 0.0)]))
+                    show(
+                        loss_curves_figure([*runs, LabRun(changed, list(live), None, float("nan"), float("nan"), 0.0)])
+                    )
 
             run = self.run(callback=callback, **{k: v for k, v in settings.items() if getattr(self.config, k) != v})
             if not any(r is run for r in runs):
@@ -434,15 +514,25 @@ class TrainingLab:
             with maps:
                 maps.clear_output(wait=True)
                 show(lab_saliency_figure(self.collection, self.priors.numpy(), run))
-            status.value = (f"{'from the cache' if cached else f'trained in {run.seconds:.1f} s'}: "
-                            f"AUC of S = {run.auc:.3f} (prior {run.prior_auc:.3f})")  # fmt: skip
+            status.value = (
+                f"{'from the cache' if cached else f'trained in {run.seconds:.1f} s'}: "
+                f"AUC of S = {run.auc:.3f} (prior {run.prior_auc:.3f})"
+            )
 
         button.on_click(on_click)
-        box = widgets.VBox([
-            widgets.HBox([widgets.VBox([controls["alpha"], controls["lambda_copeak"], controls["lambda_affinity"]]),
-                          widgets.VBox([controls["lambda_saliency"], controls["head_init"], controls["epochs"]])]),
-            widgets.HBox([button, status]), curves, maps,
-        ])  # fmt: skip
+        box = widgets.VBox(
+            [
+                widgets.HBox(
+                    [
+                        widgets.VBox([controls["alpha"], controls["lambda_copeak"], controls["lambda_affinity"]]),
+                        widgets.VBox([controls["lambda_saliency"], controls["head_init"], controls["epochs"]]),
+                    ]
+                ),
+                widgets.HBox([button, status]),
+                curves,
+                maps,
+            ]
+        )
         box.train = on_click  # run the handler from code (fast mode, tests): box.train()
         box.runs = runs
         return box
@@ -461,13 +551,20 @@ def loss_curves_figure(runs: list[LabRun]) -> plt.Figure:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("loss")
     if runs:
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=1, fontsize=8, bbox_to_anchor=(0.5, -0.02 - 0.06 * len(runs)))
+        fig.legend(
+            *axes[0].get_legend_handles_labels(),
+            loc="lower center",
+            ncol=1,
+            fontsize=8,
+            bbox_to_anchor=(0.5, -0.02 - 0.06 * len(runs)),
+        )
     fig.tight_layout()
     return fig
 
 
-def lab_saliency_figure(collection: Collection, priors: np.ndarray, run: LabRun, max_images: int = 6,
-                        rescale: bool = False) -> plt.Figure:
+def lab_saliency_figure(
+    collection: Collection, priors: np.ndarray, run: LabRun, max_images: int = 6, rescale: bool = False
+) -> plt.Figure:
     """Rows: image, prior Ŝ, learned S of one run (:func:`cosegkit.viz.cosaliency_figure`), titled with the AUCs.
 
     priors: ``(N, S, S)``. ``rescale=True`` divides every S by its own maximum, so a map squashed
@@ -479,7 +576,10 @@ def lab_saliency_figure(collection: Collection, priors: np.ndarray, run: LabRun,
     maps = run.saliency / np.maximum(run.saliency.max(axis=(1, 2), keepdims=True), 1e-12) if rescale else run.saliency
     fig = cosaliency_figure(images, priors, maps, max_images=max_images)
     note = " — each S rescaled to its own maximum" if rescale else ""
-    fig.suptitle(f"{run.label}{note}\nmean AUC against the true objects: learned S {run.auc:.3f}, prior {run.prior_auc:.3f}", fontsize=10)
+    fig.suptitle(
+        f"{run.label}{note}\nmean AUC against the true objects: learned S {run.auc:.3f}, prior {run.prior_auc:.3f}",
+        fontsize=10,
+    )
     return fig
 
 
@@ -523,7 +623,9 @@ def cosegment_cached(collection: Collection, config: Config, folder: str | Path 
     from .train import collection_fingerprint
 
     fields = [f.name for f in dataclasses.fields(config) if f.name not in ("device", "num_workers", "progress")]
-    path = Path(folder) / f"result_{__version__}_{collection_fingerprint(collection, config, fields)}_e{config.epochs}.pt"
+    path = (
+        Path(folder) / f"result_{__version__}_{collection_fingerprint(collection, config, fields)}_e{config.epochs}.pt"
+    )
     if path.exists():
         result = torch.load(path, map_location=config.torch_device, weights_only=False)
         print(f"Loaded the result computed earlier from {path} (delete it to recompute).")
@@ -593,17 +695,24 @@ def heatmap_view(result, i: int, peak: int, gradient_maps: np.ndarray | None = N
     axes[0].plot(xs[~used], ys[~used], "+", color="gray", ms=8, label="peaks below")
     axes[0].plot(xs[peak], ys[peak], "*", color="lime", ms=18, mec="k", label=f"peak {peak}")
     axes[0].legend(loc="lower right", fontsize=7)
-    axes[0].set_title(f"co-saliency S, {len(r.peaks)} peaks of Z\npeak {peak}: Z = {r.peak_values[peak]:.2f}", fontsize=10)
+    axes[0].set_title(
+        f"co-saliency S, {len(r.peaks)} peaks of Z\npeak {peak}: Z = {r.peak_values[peak]:.2f}", fontsize=10
+    )
     fig.colorbar(im, ax=axes[0], fraction=0.046, pad=0.02, label="S")
     maps = [("z⁺ rule (peak back-propagation)", r.heatmaps[peak])]
     if gradient_maps is not None:
         maps.append(("plain gradient |∂Z(peak)/∂image|", gradient_maps[peak]))
     for ax, (title, heat) in zip(axes[1:], maps):
         ax.imshow(r.image)
-        im = ax.imshow(heat / max(float(heat.max()), 1e-12), cmap="jet", alpha=0.55, vmin=0, vmax=1, extent=_grid_extent(r.image))
+        im = ax.imshow(
+            heat / max(float(heat.max()), 1e-12), cmap="jet", alpha=0.55, vmin=0, vmax=1, extent=_grid_extent(r.image)
+        )
         ax.plot(xs[peak], ys[peak], "w*", ms=14, mec="k")
         top = heat >= np.quantile(heat, 0.9)  # where the top 10 % of the heat lies
-        ax.set_title(f"{title}\n{100 * float(heat[top].sum() / max(heat.sum(), 1e-12)):.0f} % of the heat in its top 10 % of pixels", fontsize=9)
+        ax.set_title(
+            f"{title}\n{100 * float(heat[top].sum() / max(heat.sum(), 1e-12)):.0f} % of the heat in its top 10 % of pixels",
+            fontsize=9,
+        )
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="heat / max")
     best, score = best_proposal(result, i, r.heatmaps[peak])
     mask = r.proposals.masks([best], out_shape=r.shape)[0]
@@ -623,8 +732,12 @@ def heatmap_explorer(result, gradient: bool = True, gradient_maps: dict[int, np.
     cached (``gradient_maps``: those already computed, image index → ``(M, h, w)``)."""
     widgets = _widgets()
     cache: dict[int, np.ndarray] = dict(gradient_maps or {})
-    image = widgets.Dropdown(options=[(f"{k}: {r.name}", k) for k, r in enumerate(result.images)], value=0, description="image")
-    peak = widgets.Dropdown(options=list(range(len(result[0].peaks))), value=0 if len(result[0].peaks) else None, description="peak")
+    image = widgets.Dropdown(
+        options=[(f"{k}: {r.name}", k) for k, r in enumerate(result.images)], value=0, description="image"
+    )
+    peak = widgets.Dropdown(
+        options=list(range(len(result[0].peaks))), value=0 if len(result[0].peaks) else None, description="peak"
+    )
 
     def on_image(change):
         peak.options = list(range(len(result[change["new"]].peaks)))
@@ -657,8 +770,15 @@ def with_heatmaps(result, heatmaps: list[np.ndarray]):
 
 
 # ---------------------------------------------------------------------- 05 ranking
-def rerank_view(result, i: int = 0, beta: float = 0.8, gamma: float = 1e-5, nms_iou: float = 0.4,
-                peak_threshold: str | float = "median", evaluate: bool = True):
+def rerank_view(
+    result,
+    i: int = 0,
+    beta: float = 0.8,
+    gamma: float = 1e-5,
+    nms_iou: float = 0.4,
+    peak_threshold: str | float = "median",
+    evaluate: bool = True,
+):
     """Re-run only the ranking step (:meth:`Result.rerank`) and draw image ``i``.
 
     Returns ``(new_result, metrics, figure)``: metrics is ``Result.evaluate()`` of the whole
@@ -699,15 +819,40 @@ def ranking_explorer(result, i: int = 0):
     values = np.concatenate([r.peak_values for r in result.images if len(r.peak_values)] or [np.zeros(1)])
     lo, hi = float(values.min()), float(values.max())
     controls = dict(
-        i=widgets.Dropdown(options=[(f"{k}: {r.name}", k) for k, r in enumerate(result.images)], value=i, description="image", style=style),
-        beta=widgets.FloatSlider(value=c.beta, min=0, max=3, step=0.05, description="β (instance)", continuous_update=False, style=style),
-        gamma=widgets.FloatLogSlider(value=c.gamma, base=10, min=-8, max=-2, step=0.25, description="γ (background)",
-                                     readout_format=".1e", continuous_update=False, style=style),
-        nms_iou=widgets.FloatSlider(value=c.nms_iou, min=0.05, max=1.0, step=0.05, description="NMS IoU", continuous_update=False, style=style),
+        i=widgets.Dropdown(
+            options=[(f"{k}: {r.name}", k) for k, r in enumerate(result.images)],
+            value=i,
+            description="image",
+            style=style,
+        ),
+        beta=widgets.FloatSlider(
+            value=c.beta, min=0, max=3, step=0.05, description="β (instance)", continuous_update=False, style=style
+        ),
+        gamma=widgets.FloatLogSlider(
+            value=c.gamma,
+            base=10,
+            min=-8,
+            max=-2,
+            step=0.25,
+            description="γ (background)",
+            readout_format=".1e",
+            continuous_update=False,
+            style=style,
+        ),
+        nms_iou=widgets.FloatSlider(
+            value=c.nms_iou, min=0.05, max=1.0, step=0.05, description="NMS IoU", continuous_update=False, style=style
+        ),
         median=widgets.Checkbox(value=c.peak_threshold == "median", description="peak threshold = median of Z"),
-        level=widgets.FloatSlider(value=float(np.median(values)), min=lo, max=hi, step=(hi - lo) / 100 or 0.01,
-                                  description="or fixed Z ≥", continuous_update=False, style=style),
-    )  # fmt: skip
+        level=widgets.FloatSlider(
+            value=float(np.median(values)),
+            min=lo,
+            max=hi,
+            step=(hi - lo) / 100 or 0.01,
+            description="or fixed Z ≥",
+            continuous_update=False,
+            style=style,
+        ),
+    )
     controls["level"].disabled = controls["median"].value
     controls["median"].observe(lambda change: setattr(controls["level"], "disabled", change["new"]), names="value")
 
@@ -716,12 +861,14 @@ def ranking_explorer(result, i: int = 0):
         show(rerank_view(result, i, beta, gamma, nms_iou, threshold)[2])
 
     out = widgets.interactive_output(update, controls)
-    layout = widgets.VBox([
-        widgets.HBox([controls["i"], controls["median"]]),
-        widgets.HBox([controls["beta"], controls["gamma"]]),
-        widgets.HBox([controls["nms_iou"], controls["level"]]),
-        out,
-    ])  # fmt: skip
+    layout = widgets.VBox(
+        [
+            widgets.HBox([controls["i"], controls["median"]]),
+            widgets.HBox([controls["beta"], controls["gamma"]]),
+            widgets.HBox([controls["nms_iou"], controls["level"]]),
+            out,
+        ]
+    )
     return layout
 
 
@@ -754,9 +901,21 @@ def pr_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: st
         ax.plot(recall, precision, "o-", ms=3, color=color, alpha=0.6, label=f"{label} (AP {ap:.3f})")
         if len(precision):
             interpolated = np.maximum.accumulate(precision[::-1])[::-1]
-            ax.step(np.concatenate([[0], recall]), np.concatenate([[interpolated[0]], interpolated]), where="pre", ls="--", color=color, lw=1)
-    ax.set(xlabel="recall (fraction of true instances found)", ylabel="precision (fraction of predictions correct)",
-           xlim=(0, 1), ylim=(0, 1.02), title=title or "precision–recall")  # fmt: skip
+            ax.step(
+                np.concatenate([[0], recall]),
+                np.concatenate([[interpolated[0]], interpolated]),
+                where="pre",
+                ls="--",
+                color=color,
+                lw=1,
+            )
+    ax.set(
+        xlabel="recall (fraction of true instances found)",
+        ylabel="precision (fraction of predictions correct)",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        title=title or "precision–recall",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()

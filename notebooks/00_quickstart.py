@@ -36,12 +36,24 @@ if "google.colab" in sys.modules:
     if importlib.util.find_spec("cosegkit") is None:  # once per Colab session
         import subprocess
 
-        import torch, torchvision  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torch  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torchvision
 
         with open("/tmp/keep_torch.txt", "w") as pins:
             pins.write(f"torch=={torch.__version__}\ntorchvision=={torchvision.__version__}\n")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/keep_torch.txt",
-                        f"cosegkit[notebooks] @ git+{REPO_URL}"], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                "/tmp/keep_torch.txt",
+                f"cosegkit[notebooks] @ git+{REPO_URL}",
+            ],
+            check=True,
+        )
     from google.colab import output
 
     output.enable_custom_widget_manager()  # ipywidgets 8 on Colab
@@ -119,8 +131,10 @@ print(f"wrote {path} ({result.n_instances} instances)")
 # %%
 show(overlay_figure(result[0]))
 r = result[0]
-print(f"{r.name}: masks {r.masks.shape}, scores {r.scores.round(3).tolist()}, peaks {r.peaks.shape}, "
-      f"heat maps {r.heatmaps.shape}, {r.proposals.n} proposals")  # fmt: skip
+print(
+    f"{r.name}: masks {r.masks.shape}, scores {r.scores.round(3).tolist()}, peaks {r.peaks.shape}, "
+    f"heat maps {r.heatmaps.shape}, {r.proposals.n} proposals"
+)
 
 # %% [markdown]
 # With ground truth (Penn-Fudan has it) the paper's metrics are one call away
@@ -130,8 +144,13 @@ print(f"{r.name}: masks {r.masks.shape}, scores {r.scores.round(3).tolist()}, pe
 # %%
 if collection.has_ground_truth:
     print("as computed:         ", {k: round(v, 3) for k, v in result.evaluate().items()})
-    paper = result.rerank(gamma=1e-5, gamma_mode="pixels", ranking_saliency="cosaliency", ranking_saliency_norm="none",
-                          instance_score="ranking")  # the paper's ranking: S as trained, γ = 1e-5 per pixel, score R
+    paper = result.rerank(
+        gamma=1e-5,
+        gamma_mode="pixels",
+        ranking_saliency="cosaliency",
+        ranking_saliency_norm="none",
+        instance_score="ranking",
+    )  # the paper's ranking: S as trained, γ = 1e-5 per pixel, score R
     print("the paper's ranking: ", {k: round(v, 3) for k, v in paper.evaluate().items()})
 
 # %% [markdown]

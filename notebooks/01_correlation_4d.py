@@ -41,12 +41,24 @@ if "google.colab" in sys.modules:
     if importlib.util.find_spec("cosegkit") is None:  # once per Colab session
         import subprocess
 
-        import torch, torchvision  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torch  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torchvision
 
         with open("/tmp/keep_torch.txt", "w") as pins:
             pins.write(f"torch=={torch.__version__}\ntorchvision=={torchvision.__version__}\n")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/keep_torch.txt",
-                        f"cosegkit[notebooks] @ git+{REPO_URL}"], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                "/tmp/keep_torch.txt",
+                f"cosegkit[notebooks] @ git+{REPO_URL}",
+            ],
+            check=True,
+        )
     from google.colab import output
 
     output.enable_custom_widget_manager()  # ipywidgets 8 on Colab
@@ -66,8 +78,15 @@ import torch
 from cosegkit import preset
 from cosegkit.correlation import correlation_tensor, normalize_features, saliency_guided
 from cosegkit.model import to_input
-from cosegkit.widgets import (correlation_explorer, correlation_view, example_collection, fit_cached, foreground_at,
-                              network_maps, show)
+from cosegkit.widgets import (
+    correlation_explorer,
+    correlation_view,
+    example_collection,
+    fit_cached,
+    foreground_at,
+    network_maps,
+    show,
+)
 
 # Fast mode (CI): 4 images at 256 px (an 8×8 feature grid), 4 epochs.
 # Normal mode: the `lite` preset — 448 px (a 14×14 grid), 40 epochs — on 8 images.
@@ -164,7 +183,9 @@ print(f"T has (hw)² = {T.numel():,} entries, values in [{T.min():.3f}, {T.max()
 T_self = correlation_tensor(f_hat[0:1], f_hat[0:1])[0].reshape(h * w, h * w)  # (hw, hw)
 diagonal = T_self.diagonal()
 off_diagonal = T_self[~torch.eye(h * w, dtype=torch.bool)]
-print(f"diagonal T(p, p): mean {diagonal.mean():.3f} | other entries: mean {off_diagonal.mean():.3f}, max {off_diagonal.max():.3f}")
+print(
+    f"diagonal T(p, p): mean {diagonal.mean():.3f} | other entries: mean {off_diagonal.mean():.3f}, max {off_diagonal.max():.3f}"
+)
 
 # %% [markdown]
 # ## Step 4 — one slice: T(p, ·)

@@ -45,12 +45,24 @@ if "google.colab" in sys.modules:
     if importlib.util.find_spec("cosegkit") is None:  # once per Colab session
         import subprocess
 
-        import torch, torchvision  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torch  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torchvision
 
         with open("/tmp/keep_torch.txt", "w") as pins:
             pins.write(f"torch=={torch.__version__}\ntorchvision=={torchvision.__version__}\n")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/keep_torch.txt",
-                        f"cosegkit[notebooks] @ git+{REPO_URL}"], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                "/tmp/keep_torch.txt",
+                f"cosegkit[notebooks] @ git+{REPO_URL}",
+            ],
+            check=True,
+        )
     from google.colab import output
 
     output.enable_custom_widget_manager()  # ipywidgets 8 on Colab
@@ -73,7 +85,15 @@ import torch.nn.functional as F
 from cosegkit import preset
 from cosegkit.correlation import co_peaks, max_filter_4d
 from cosegkit.losses import copeak_loss
-from cosegkit.widgets import copeaks_explorer, copeaks_view, example_collection, fit_cached, network_maps, pair_tensors, show
+from cosegkit.widgets import (
+    copeaks_explorer,
+    copeaks_view,
+    example_collection,
+    fit_cached,
+    network_maps,
+    pair_tensors,
+    show,
+)
 
 # The same settings as notebook 01, so the trained network is loaded from outputs/notebooks/.
 N_IMAGES = 4 if FAST else 8
@@ -97,6 +117,7 @@ print("Tˢ of the pair", (n, m), "has shape", tuple(Ts.shape), f"= {Ts.numel():,
 # window is *clipped* at the borders — padding never wins a maximum), then take the
 # element-wise maximum of the 81 shifted copies. That is a loop over the 81 offsets,
 # not over entries: each step handles the whole tensor at once.
+
 
 # %%
 def brute_force_max_filter_4d(x: torch.Tensor, window: int = 3) -> torch.Tensor:
@@ -141,8 +162,10 @@ for window in (3,) if FAST else (3, 5):  # brute force with window 5 takes secon
     t1 = time.perf_counter()
     fast = max_filter_4d(x[None], window)[0]
     t2 = time.perf_counter()
-    print(f"window {window}: equal {torch.equal(slow, fast)} | brute force {1e3 * (t1 - t0):6.1f} ms "
-          f"({window ** 4} shifted copies), separable {1e3 * (t2 - t1):5.1f} ms ({4 * window} values per entry)")
+    print(
+        f"window {window}: equal {torch.equal(slow, fast)} | brute force {1e3 * (t1 - t0):6.1f} ms "
+        f"({window**4} shifted copies), separable {1e3 * (t2 - t1):5.1f} ms ({4 * window} values per entry)"
+    )
 
 # %% [markdown]
 # ## From the max filter to co-peaks
@@ -170,7 +193,12 @@ bins = np.linspace(0, float(Ts.max()), 60)
 ax.hist(Ts.flatten().numpy(), bins=bins, color="lightgray", label="all Tˢ(p, q)")
 ax.hist(Ts[is_max].numpy(), bins=bins, color="tab:blue", label="local maxima")
 ax.axvline(float(median), color="tab:red", ls="--", label="median (threshold)")
-ax.set(yscale="log", xlabel="Tˢ(p, q)", ylabel="number of location pairs", title=f"Tˢ of pair ({n}, {m}) and its local maxima")
+ax.set(
+    yscale="log",
+    xlabel="Tˢ(p, q)",
+    ylabel="number of location pairs",
+    title=f"Tˢ of pair ({n}, {m}) and its local maxima",
+)
 ax.legend()
 show(fig)
 
@@ -246,7 +274,9 @@ copeaks_explorer(collection.images, f_all, s_all, n=n, m=m)
 mask = co_peaks(Ts[None])  # (1, h, w, h, w) bool
 a = Ts[mask[0]].mean()
 print(f"mean Tˢ over the {int(mask.sum())} co-peaks: a = {a:.4f}")
-print(f"code form  −log σ(a) = {float(copeak_loss(Ts[None], mask, form='code')[0]):.4f}  (log 2 = {np.log(2):.4f} at a = 0)")
+print(
+    f"code form  −log σ(a) = {float(copeak_loss(Ts[None], mask, form='code')[0]):.4f}  (log 2 = {np.log(2):.4f} at a = 0)"
+)
 print(f"paper form −log(a)   = {float(copeak_loss(Ts[None], mask, form='paper')[0]):.4f}")
 
 # %% [markdown]

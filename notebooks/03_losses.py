@@ -43,12 +43,24 @@ if "google.colab" in sys.modules:
     if importlib.util.find_spec("cosegkit") is None:  # once per Colab session
         import subprocess
 
-        import torch, torchvision  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torch  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torchvision
 
         with open("/tmp/keep_torch.txt", "w") as pins:
             pins.write(f"torch=={torch.__version__}\ntorchvision=={torchvision.__version__}\n")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/keep_torch.txt",
-                        f"cosegkit[notebooks] @ git+{REPO_URL}"], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                "/tmp/keep_torch.txt",
+                f"cosegkit[notebooks] @ git+{REPO_URL}",
+            ],
+            check=True,
+        )
     from google.colab import output
 
     output.enable_custom_widget_manager()  # ipywidgets 8 on Colab
@@ -68,11 +80,18 @@ from IPython.display import display
 
 from cosegkit import preset
 from cosegkit.correlation import center_features, correlation_tensor, normalize_features
+from cosegkit.losses import pair_losses, saliency_loss, saliency_weights
 from cosegkit.model import CoSaliencyNet
-from cosegkit.losses import affinity_loss, pair_losses, saliency_loss, saliency_weights
 from cosegkit.saliency import saliency_prior
-from cosegkit.widgets import (TrainingLab, example_collection, foreground_at, lab_saliency_figure, loss_curves_figure, show,
-                              tracking_figure)
+from cosegkit.widgets import (
+    TrainingLab,
+    example_collection,
+    foreground_at,
+    lab_saliency_figure,
+    loss_curves_figure,
+    show,
+    tracking_figure,
+)
 
 # The lab trains with the `tiny` preset (printed below); fast mode also cuts the epochs.
 N_IMAGES = 4 if FAST else 6
@@ -85,8 +104,10 @@ TRAP_CONFIG = preset("lite", epochs=12, progress=False, device=str(DEVICE))
 if FAST:
     TRAP_CONFIG = TRAP_CONFIG.replace(image_size=160, epochs=3, prior_work_size=96)
 for name, c in [("lab", LAB_CONFIG), ("trap", TRAP_CONFIG)]:
-    print(f"{name}: {c.backbone} at {c.image_size} px, {c.epochs} epochs, lr {c.lr:g} (head {c.lr_head:g}), "
-          f"head_init {c.head_init}, feature_centering {c.feature_centering}")
+    print(
+        f"{name}: {c.backbone} at {c.image_size} px, {c.epochs} epochs, lr {c.lr:g} (head {c.lr_head:g}), "
+        f"head_init {c.head_init}, feature_centering {c.feature_centering}"
+    )
 _ = torch.manual_seed(0)  # the toy features below add random noise
 
 # %% [markdown]
@@ -115,7 +136,14 @@ def toy_features(is_object: torch.Tensor, background: str) -> torch.Tensor:
 
 f_n = normalize_features(toy_features(object_n, "road")[None])  # (1, 3, 4, 4)
 f_m = normalize_features(toy_features(object_m, "grass")[None])
-print("features", tuple(f_n.shape), "| object cells: image n", object_n.nonzero().tolist(), "image m", object_m.nonzero().tolist())
+print(
+    "features",
+    tuple(f_n.shape),
+    "| object cells: image n",
+    object_n.nonzero().tolist(),
+    "image m",
+    object_m.nonzero().tolist(),
+)
 
 # %% [markdown]
 # Now five candidate co-saliency maps S̃ for the pair (each (4, 4), values in (0, 1)):
@@ -139,7 +167,9 @@ code = pair_losses(f_n.expand(B, -1, -1, -1), f_m.expand(B, -1, -1, -1), S_n, S_
 paper = pair_losses(f_n.expand(B, -1, -1, -1), f_m.expand(B, -1, -1, -1), S_n, S_m, copeak_form="paper")
 print(f"{'S̃':>18} | co-peak (code) | co-peak (paper) | affinity | co-peaks")
 for k, name in enumerate(candidates):
-    print(f"{name:>18} | {code['copeak'][k]:14.3f} | {paper['copeak'][k]:15.3f} | {code['affinity'][k]:8.3f} | {int(code['num_peaks'][k]):8d}")
+    print(
+        f"{name:>18} | {code['copeak'][k]:14.3f} | {paper['copeak'][k]:15.3f} | {code['affinity'][k]:8.3f} | {int(code['num_peaks'][k]):8d}"
+    )
 
 # %% [markdown]
 # Read the table row by row:
@@ -183,7 +213,9 @@ image = collection[0]
 prior = torch.from_numpy(saliency_prior(image))[None]  # (1, H, W) in [0, 1]
 rho = saliency_weights(prior)  # (1, H, W)
 epsilon = float((prior > prior.mean()).float().mean())
-print(f"prior {tuple(prior.shape)} | mean {prior.mean():.3f} | salient fraction ε = {epsilon:.3f} → ρ = {1 - epsilon:.3f} on salient pixels, {epsilon:.3f} elsewhere")
+print(
+    f"prior {tuple(prior.shape)} | mean {prior.mean():.3f} | salient fraction ε = {epsilon:.3f} → ρ = {1 - epsilon:.3f} on salient pixels, {epsilon:.3f} elsewhere"
+)
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 axes[0].imshow(image)
@@ -198,7 +230,11 @@ for ax in axes:
     ax.axis("off")
 show(fig)
 
-for name, S in {"S = Ŝ": prior, "S = 0.5 everywhere": torch.full_like(prior, 0.5), "S = 1 − Ŝ (inverted)": 1 - prior}.items():
+for name, S in {
+    "S = Ŝ": prior,
+    "S = 0.5 everywhere": torch.full_like(prior, 0.5),
+    "S = 1 − Ŝ (inverted)": 1 - prior,
+}.items():
     print(f"{name:>22}: ℓs = {float(saliency_loss(S, prior)[0]):.4f}")
 
 # %% [markdown]
@@ -269,8 +305,12 @@ probe = CoSaliencyNet.from_config(LAB_CONFIG).eval()  # the untrained ImageNet b
 with torch.no_grad():
     F_lab = probe.backbone(probe.normalize(lab.inputs.to(next(probe.parameters()).device))).cpu()  # (N, C, h, w)
 gh, gw = F_lab.shape[-2:]
-people = [torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(foreground_at(g, LAB_CONFIG.image_size)).float()[None, None],
-                                                  (gh, gw))[0, 0] for g in collection.gt_masks[:2]]  # fmt: skip
+people = [
+    torch.nn.functional.adaptive_avg_pool2d(
+        torch.from_numpy(foreground_at(g, LAB_CONFIG.image_size)).float()[None, None], (gh, gw)
+    )[0, 0]
+    for g in collection.gt_masks[:2]
+]
 p = np.unravel_index(int(people[0].argmax()), (gh, gw))  # the cell of image 0 most covered by a person
 centred_F = center_features(F_lab)
 T_paper = correlation_tensor(normalize_features(F_lab[:1]), normalize_features(F_lab[1:2]))[0]  # (h, w, h, w)
@@ -288,8 +328,10 @@ for ax, (name, T) in zip(axes[2:], [("paper (uncentred)", T_paper), ("centred", 
     im = ax.imshow(row, cmap="RdBu_r", vmin=-limit, vmax=limit)
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(f"T(p, ·), {name}")
-    print(f"{name:>18}: T < 0 for {100 * float((T < 0).float().mean()):4.1f} % of all pairs; from p: mean T "
-          f"{float(row[on_person].mean()):+.2f} on the people of image m, {float(row[~on_person].mean()):+.2f} elsewhere")
+    print(
+        f"{name:>18}: T < 0 for {100 * float((T < 0).float().mean()):4.1f} % of all pairs; from p: mean T "
+        f"{float(row[on_person].mean()):+.2f} on the people of image m, {float(row[~on_person].mean()):+.2f} elsewhere"
+    )
 for ax in axes:
     ax.axis("off")
 show(fig)
@@ -371,13 +413,16 @@ from cosegkit.evaluate import saliency_auc
 from cosegkit.saliency import resize_map
 from cosegkit.train import fit
 
-COPEAK_CONFIG = preset("dino", progress=False, device=str(DEVICE), epochs=6 if FAST else 40,
-                       **({"image_size": 224} if FAST else {}))
+COPEAK_CONFIG = preset(
+    "dino", progress=False, device=str(DEVICE), epochs=6 if FAST else 40, **({"image_size": 224} if FAST else {})
+)
 fits = {form: fit(collection, COPEAK_CONFIG.replace(copeak_form=form)) for form in ("code", "paper")}
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for form, fitted in fits.items():
     curve = np.array([h["copeak"] for h in fitted.history])
-    ax.plot(np.arange(1, len(curve) + 1), curve / curve[0], marker="o", label=f"{form}: {curve[0]:.2f} → {curve[-1]:.2f}")
+    ax.plot(
+        np.arange(1, len(curve) + 1), curve / curve[0], marker="o", label=f"{form}: {curve[0]:.2f} → {curve[-1]:.2f}"
+    )
 ax.set(xlabel="epoch", ylabel="co-peak loss / its first epoch", title="co-peak loss during training")
 ax.legend()
 show(fig)

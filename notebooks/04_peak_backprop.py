@@ -39,12 +39,24 @@ if "google.colab" in sys.modules:
     if importlib.util.find_spec("cosegkit") is None:  # once per Colab session
         import subprocess
 
-        import torch, torchvision  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torch  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torchvision
 
         with open("/tmp/keep_torch.txt", "w") as pins:
             pins.write(f"torch=={torch.__version__}\ntorchvision=={torchvision.__version__}\n")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/keep_torch.txt",
-                        f"cosegkit[notebooks] @ git+{REPO_URL}"], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                "/tmp/keep_torch.txt",
+                f"cosegkit[notebooks] @ git+{REPO_URL}",
+            ],
+            check=True,
+        )
     from google.colab import output
 
     output.enable_custom_widget_manager()  # ipywidgets 8 on Colab
@@ -64,8 +76,15 @@ import torch
 from cosegkit import preset
 from cosegkit.prm import find_peaks, zplus_relevance
 from cosegkit.viz import heatmaps_figure
-from cosegkit.widgets import (cosegment_cached, example_collection, gradient_heatmaps, heatmap_explorer, heatmap_view, show,
-                              with_heatmaps)
+from cosegkit.widgets import (
+    cosegment_cached,
+    example_collection,
+    gradient_heatmaps,
+    heatmap_explorer,
+    heatmap_view,
+    show,
+    with_heatmaps,
+)
 
 # Fast mode: 3 images, the `tiny` preset, 5 epochs. Normal mode: 12 images and the `lite` preset.
 # Notebooks 04 and 05 use the same settings, so the second one loads the result from outputs/notebooks/.
@@ -110,8 +129,10 @@ peaks_median = find_peaks(torch.from_numpy(r.logits), window=3, threshold="media
 print("find_peaks with the median threshold:", peaks_median.tolist())
 print("the same peaks from the result:      ", r.peaks[r.used_peaks("median")].tolist())
 for i, ri in enumerate(result.images):
-    print(f"image {i}: {len(ri.peaks)} local maxima, {len(ri.used_peaks('median'))} at least the median, "
-          f"{len(ri.masks)} instance(s) kept, {len(collection.gt_masks[i])} true")  # fmt: skip
+    print(
+        f"image {i}: {len(ri.peaks)} local maxima, {len(ri.used_peaks('median'))} at least the median, "
+        f"{len(ri.masks)} instance(s) kept, {len(collection.gt_masks[i])} true"
+    )
 
 # %% [markdown]
 # ## 2 · The z⁺ rule on one layer
@@ -227,7 +248,9 @@ from cosegkit.vit import IMAGENET_MEAN, IMAGENET_STD, attention_rollout, dinov2_
 dino = dinov2_vits14_backbone(pretrained=True).eval()
 SIDE = 224 if FAST else 448  # a 16 × 16 or 32 × 32 grid
 GRID = SIDE // 14
-x = (to_input([r.image], SIDE) - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+x = (to_input([r.image], SIDE) - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(
+    1, 3, 1, 1
+)
 gt = collection.gt_masks[0]
 pixels = np.argwhere(gt[0]) if len(gt) else np.array([[r.image.shape[0] // 2, r.image.shape[1] // 2]])
 row, col = pixels[len(pixels) // 2]
@@ -236,7 +259,11 @@ locations = torch.tensor([on_person, (1, 1)])  # a pedestrian's cell, a backgrou
 with torch.no_grad():
     rollout = attention_rollout(dino, x, locations)  # (2, GRID, GRID)
     walk = feature_walk(dino(x)[0], locations)  # (2, GRID, GRID)
-print("rollout: signal left on the patch tokens", rollout.sum(dim=(1, 2)).numpy().round(3), "(the rest is on the class token)")
+print(
+    "rollout: signal left on the patch tokens",
+    rollout.sum(dim=(1, 2)).numpy().round(3),
+    "(the rest is on the class token)",
+)
 fig, axes = plt.subplots(2, 3, figsize=(12, 8))
 for row_axes, maps, name in zip(axes, [rollout, walk], ["attention rollout", "walk on the feature grid"]):
     row_axes[0].imshow(r.image)

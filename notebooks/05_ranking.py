@@ -43,12 +43,24 @@ if "google.colab" in sys.modules:
     if importlib.util.find_spec("cosegkit") is None:  # once per Colab session
         import subprocess
 
-        import torch, torchvision  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torch  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torchvision
 
         with open("/tmp/keep_torch.txt", "w") as pins:
             pins.write(f"torch=={torch.__version__}\ntorchvision=={torchvision.__version__}\n")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/keep_torch.txt",
-                        f"cosegkit[notebooks] @ git+{REPO_URL}"], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                "/tmp/keep_torch.txt",
+                f"cosegkit[notebooks] @ git+{REPO_URL}",
+            ],
+            check=True,
+        )
     from google.colab import output
 
     output.enable_custom_widget_manager()  # ipywidgets 8 on Colab
@@ -69,7 +81,13 @@ import numpy as np
 from cosegkit import preset
 from cosegkit.baselines import best_proposal_iou
 from cosegkit.pipeline import ranking_saliency_of
-from cosegkit.ranking import GAMMA_REFERENCE_AREA, mask_nms, normalize_heatmaps, normalize_saliency, ranking_options, ranking_scores
+from cosegkit.ranking import (
+    GAMMA_REFERENCE_AREA,
+    normalize_heatmaps,
+    normalize_saliency,
+    ranking_options,
+    ranking_scores,
+)
 from cosegkit.viz import overlay
 from cosegkit.widgets import cosegment_cached, example_collection, ranking_explorer, rerank_view, show
 
@@ -121,8 +139,10 @@ show(fig)
 # %%
 if collection.has_ground_truth:
     best = np.concatenate([best_proposal_iou(ri.proposals, g)[0] for ri, g in zip(result.images, collection.gt_masks)])
-    print(f"{len(best)} true instances: mean best IoU (ABO) {best.mean():.2f}, "
-          f"IoU ≥ 0.5 for {100 * (best >= 0.5).mean():.0f} %, ≥ 0.7 for {100 * (best >= 0.7).mean():.0f} %")  # fmt: skip
+    print(
+        f"{len(best)} true instances: mean best IoU (ABO) {best.mean():.2f}, "
+        f"IoU ≥ 0.5 for {100 * (best >= 0.5).mean():.0f} %, ≥ 0.7 for {100 * (best >= 0.7).mean():.0f} %"
+    )
 
 # %% [markdown]
 # ## 2 · The ranking function, term by term
@@ -163,7 +183,9 @@ if collection.has_ground_truth:
 
 # %%
 c = result.config
-print(f"β = {c.beta}, γ = {c.gamma:g} ({c.gamma_mode}), heat maps to the power {c.heatmap_power:g}, normalised to {c.heatmap_norm} 1")
+print(
+    f"β = {c.beta}, γ = {c.gamma:g} ({c.gamma_mode}), heat maps to the power {c.heatmap_power:g}, normalised to {c.heatmap_norm} 1"
+)
 k = int(r.instance_peaks[0]) if len(r.instance_peaks) else 0
 heat = np.maximum(r.heatmaps[k], 0) ** c.heatmap_power  # (h, w)
 O = normalize_heatmaps(heat[None], c.heatmap_norm)[0]  # (h, w), sums to 1
@@ -182,7 +204,10 @@ top = np.argsort(-R)[:4]
 fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
 for ax, p, mask in zip(axes, top, props.masks(top, out_shape=r.shape)):
     ax.imshow(overlay(r.image, mask[None]))
-    ax.set_title(f"R = {R[p]:.3f}\n= {instance[p]:.3f} (β·inst) + {contour[p]:.3f} (contour) − {background[p]:.3f} (bg)", fontsize=9)
+    ax.set_title(
+        f"R = {R[p]:.3f}\n= {instance[p]:.3f} (β·inst) + {contour[p]:.3f} (contour) − {background[p]:.3f} (bg)",
+        fontsize=9,
+    )
     ax.axis("off")
 fig.suptitle(f"{r.name}: the 4 best proposals for peak {k}", y=1.03)
 show(fig)
@@ -204,7 +229,9 @@ show(fig)
 #    scores of the collection (off by default: it never helped in the spec's runs).
 
 # %%
-print(f"image {i}: {len(r.used_peaks(CONFIG.peak_threshold))} peaks in use → {len(r.masks)} instance(s), scores {np.round(r.scores, 3).tolist()}")
+print(
+    f"image {i}: {len(r.used_peaks(CONFIG.peak_threshold))} peaks in use → {len(r.masks)} instance(s), scores {np.round(r.scores, 3).tolist()}"
+)
 show(rerank_view(result, i)[2])
 
 # %% [markdown]
@@ -241,8 +268,9 @@ if segmenter is not None and len(r.peaks):
     R_both = ranking_scores(both, heat[None], S_rank, **options)[:, 0]
     best_hier = int(np.argmax(R_both[: props.n]))
     shown = [best_hier] + list(props.n + np.arange(sam.n))
-    labels = [f"watershed (best of {props.n})"] + [f"MobileSAM mask {j + 1} (its own IoU guess {sam.predicted_iou[j]:.2f})"
-                                                  for j in range(sam.n)]  # fmt: skip
+    labels = [f"watershed (best of {props.n})"] + [
+        f"MobileSAM mask {j + 1} (its own IoU guess {sam.predicted_iou[j]:.2f})" for j in range(sam.n)
+    ]
     pick = int(np.argmax(R_both))
     fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 3.6), squeeze=False)
     for ax, p, label, mask in zip(axes[0], shown, labels, both.masks(shown, out_shape=r.shape)):

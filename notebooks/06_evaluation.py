@@ -44,12 +44,24 @@ if "google.colab" in sys.modules:
     if importlib.util.find_spec("cosegkit") is None:  # once per Colab session
         import subprocess
 
-        import torch, torchvision  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torch  # noqa: E401  (Colab's CUDA builds: pinned below so pip never replaces them)
+        import torchvision
 
         with open("/tmp/keep_torch.txt", "w") as pins:
             pins.write(f"torch=={torch.__version__}\ntorchvision=={torchvision.__version__}\n")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/keep_torch.txt",
-                        f"cosegkit[notebooks] @ git+{REPO_URL}"], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                "/tmp/keep_torch.txt",
+                f"cosegkit[notebooks] @ git+{REPO_URL}",
+            ],
+            check=True,
+        )
     from google.colab import output
 
     output.enable_custom_widget_manager()  # ipywidgets 8 on Colab
@@ -62,7 +74,6 @@ FAST = fast_mode()  # environment variable COSEGKIT_FAST=1: about a minute on a 
 print(f"cosegkit {cosegkit.__version__} | device: {DEVICE} | fast mode: {FAST}")
 
 # %%
-import numpy as np
 
 from cosegkit import preset
 from cosegkit.baselines import oracle_per_peak, prior_components
@@ -134,8 +145,12 @@ ablation = {"with co-saliency": result, "without co-saliency": without}
 for name, res in ablation.items():
     print(f"{name:>20}: " + ", ".join(f"{k} {v:.3f}" for k, v in res.evaluate().items()))
 for t in (0.25, 0.5):
-    show(pr_figure({name: precision_recall(res.predictions(), truth, iou=t) for name, res in ablation.items()},
-                   title=f"with and without co-saliency in the ranking (IoU > {t})"))  # fmt: skip
+    show(
+        pr_figure(
+            {name: precision_recall(res.predictions(), truth, iou=t) for name, res in ablation.items()},
+            title=f"with and without co-saliency in the ranking (IoU > {t})",
+        )
+    )
 
 # %% [markdown]
 # ## 4 · Two reference points

@@ -15,7 +15,6 @@ SPEC.loader.exec_module(ablation)
 
 from cosegkit.config import preset  # noqa: E402
 
-
 # ---------------------------------------------------------------- mean ± std
 
 
@@ -86,18 +85,26 @@ def test_builtin_rows_switch_what_the_preset_has():
 def test_select_rows_parses_extra_overrides():
     base = preset("lite")
     rows = ablation.select_rows(base, ["full", "prior"], ["lr_head=3e-4,copeak_form=paper", "feature_stride=16"])
-    assert [r.name for r in rows] == ["full", "prior", "extra:lr_head=3e-4,copeak_form=paper", "extra:feature_stride=16"]
+    assert [r.name for r in rows] == [
+        "full",
+        "prior",
+        "extra:lr_head=3e-4,copeak_form=paper",
+        "extra:feature_stride=16",
+    ]
     assert rows[2].changes == {"lr_head": 3e-4, "copeak_form": "paper"}
     assert rows[3].changes == {"feature_stride": 16}
     assert [r.name for r in ablation.select_rows(base, None, [])] == list(ablation.builtin_rows(base))
 
 
-@pytest.mark.parametrize("names, extras, message", [
-    (["no-such-row"], [], "Unknown row"),
-    (None, ["not_a_field=1"], "not_a_field"),
-    (None, ["seed=3"], "--seeds"),
-    (None, ["lr_head"], "key=value"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "names, extras, message",
+    [
+        (["no-such-row"], [], "Unknown row"),
+        (None, ["not_a_field=1"], "not_a_field"),
+        (None, ["seed=3"], "--seeds"),
+        (None, ["lr_head"], "key=value"),
+    ],
+)
 def test_select_rows_refuses_mistakes_with_a_message(names, extras, message):
     with pytest.raises(SystemExit, match=message):
         ablation.select_rows(preset("lite"), names, extras)

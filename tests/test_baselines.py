@@ -66,14 +66,16 @@ def salient_square_case():
     shape = (30, 40)
     square = box(shape, 10, 20, 15, 25)
     prior = square.astype(float)
-    candidates = np.stack([
-        box(shape, 0, 30, 0, 40),       # 0: almost the whole image
-        box(shape, 12, 18, 17, 23),     # 1: inside the square only
-        box(shape, 8, 22, 13, 27),      # 2: the square plus a ring of background
-        square,                         # 3: exactly the salient square
-        box(shape, 0, 8, 0, 10),        # 4: background corner
-        box(shape, 10, 20, 14, 25),     # 5: the square plus one column (IoU 10/11 with 3)
-    ])  # fmt: skip
+    candidates = np.stack(
+        [
+            box(shape, 0, 30, 0, 40),  # 0: almost the whole image
+            box(shape, 12, 18, 17, 23),  # 1: inside the square only
+            box(shape, 8, 22, 13, 27),  # 2: the square plus a ring of background
+            square,  # 3: exactly the salient square
+            box(shape, 0, 8, 0, 10),  # 4: background corner
+            box(shape, 10, 20, 14, 25),  # 5: the square plus one column (IoU 10/11 with 3)
+        ]
+    )
     return prior, candidates, square
 
 
@@ -105,8 +107,9 @@ def test_proposal_exactly_on_the_salient_square_ranks_first(salient_square_case,
 
 def test_top_proposals_without_nms_keeps_near_duplicates_and_resizes(salient_square_case):
     prior, candidates, _ = salient_square_case
-    masks, scores = top_proposals_by_saliency(Proposals.from_masks(candidates), prior, k=3, nms_iou=1.01,
-                                              out_shape=(60, 80))  # fmt: skip
+    masks, scores = top_proposals_by_saliency(
+        Proposals.from_masks(candidates), prior, k=3, nms_iou=1.01, out_shape=(60, 80)
+    )
     assert masks.shape == (3, 60, 80)
     np.testing.assert_allclose(scores, [1.0, 100 / 110, 100 / 196])  # soft IoU: 3, then 5 and 2 beside it
     assert masks[0].sum() == 400  # the 10 × 10 square at twice the resolution
@@ -149,11 +152,13 @@ def test_peaks_in_masks():
 def test_best_proposal_iou_and_oracle():
     shape = (20, 20)
     person, other = box(shape, 2, 12, 2, 8), box(shape, 10, 18, 12, 18)  # 60 and 48 pixels
-    candidates = np.stack([
-        box(shape, 2, 12, 2, 10),   # 0: person + 20 px, IoU 60/80 = 0.75
-        box(shape, 0, 20, 0, 20),   # 1: everything
-        box(shape, 10, 18, 12, 18),  # 2: exactly `other`
-    ])  # fmt: skip
+    candidates = np.stack(
+        [
+            box(shape, 2, 12, 2, 10),  # 0: person + 20 px, IoU 60/80 = 0.75
+            box(shape, 0, 20, 0, 20),  # 1: everything
+            box(shape, 10, 18, 12, 18),  # 2: exactly `other`
+        ]
+    )
     props = Proposals.from_masks(candidates)
     best_iou, best_index = best_proposal_iou(props, np.stack([person, other]))
     np.testing.assert_allclose(best_iou, [0.75, 1.0])
@@ -167,8 +172,9 @@ def test_best_proposal_iou_and_oracle():
     np.testing.assert_allclose(scores, [0.75])
 
     # two peaks, both instances found: best IoU first
-    masks, scores = oracle_per_peak(props, np.array([[1, 1], [3, 3]]), (4, 4), np.stack([person, other]),
-                                    out_shape=(40, 40))  # fmt: skip
+    masks, scores = oracle_per_peak(
+        props, np.array([[1, 1], [3, 3]]), (4, 4), np.stack([person, other]), out_shape=(40, 40)
+    )
     assert masks.shape == (2, 40, 40)
     np.testing.assert_allclose(scores, [1.0, 0.75])
 

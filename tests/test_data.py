@@ -11,8 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cosegkit.data import (Collection, CollectionError, ImageLoadError, as_rgb_uint8, load_collection, load_image,
-                           masks_from_label_map)
+from cosegkit.data import (
+    Collection,
+    CollectionError,
+    ImageLoadError,
+    as_rgb_uint8,
+    load_collection,
+    load_image,
+    masks_from_label_map,
+)
 
 
 def save(image: Image.Image, path, **kwargs):
@@ -149,9 +156,9 @@ def _png_declaring(path, width, height):
     Image.fromarray(np.zeros((2, 2), np.uint8)).save(buffer, format="PNG")
     data = bytearray(buffer.getvalue())
     ihdr = data.index(b"IHDR")
-    data[ihdr + 4: ihdr + 12] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(data[ihdr: ihdr + 17])) & 0xFFFFFFFF
-    data[ihdr + 17: ihdr + 21] = struct.pack(">I", crc)
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr : ihdr + 17])) & 0xFFFFFFFF
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
     path.write_bytes(bytes(data))
     return path
 

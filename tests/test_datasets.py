@@ -14,7 +14,6 @@ from cosegkit.data import Collection
 from cosegkit.datasets import data_root, load_balloon, load_pennfudan, load_via, synthetic_collection
 from cosegkit.datasets.via import region_mask
 
-
 # ------------------------------------------------------------------ synthetic
 
 
@@ -98,9 +97,14 @@ def test_via_polygons_rectangles_and_formats(tmp_path):
     square = {"name": "polygon", "all_points_x": [10, 20, 20, 10], "all_points_y": [5, 5, 15, 15]}
     rect = {"name": "rect", "x": 30, "y": 20, "width": 10, "height": 5}
     entries = {
-        "b.png123": {"filename": "b.png", "regions": [{"shape_attributes": rect, "region_attributes": {}}]},  # VIA 2 list
-        "a.png456": {"filename": "a.png", "regions": {"0": {"shape_attributes": square},
-                                                      "1": {"shape_attributes": rect}}},  # VIA 1 dict
+        "b.png123": {
+            "filename": "b.png",
+            "regions": [{"shape_attributes": rect, "region_attributes": {}}],
+        },  # VIA 2 list
+        "a.png456": {
+            "filename": "a.png",
+            "regions": {"0": {"shape_attributes": square}, "1": {"shape_attributes": rect}},
+        },  # VIA 1 dict
     }
     for wrap in (False, True):
         c = load_via(_write_via(tmp_path, entries, wrap), category="thing")
@@ -116,8 +120,10 @@ def test_via_polygons_rectangles_and_formats(tmp_path):
 def test_via_image_without_regions_and_unknown_shape(tmp_path):
     for name in ("a.png", "b.png"):
         Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(tmp_path / name)
-    entries = {"a": {"filename": "a.png", "regions": {}},
-               "b": {"filename": "b.png", "regions": [{"shape_attributes": {"name": "point", "cx": 1, "cy": 1}}]}}
+    entries = {
+        "a": {"filename": "a.png", "regions": {}},
+        "b": {"filename": "b.png", "regions": [{"shape_attributes": {"name": "point", "cx": 1, "cy": 1}}]},
+    }
     with pytest.warns(UserWarning, match="point"):
         c = load_via(_write_via(tmp_path, entries))
     assert [m.shape for m in c.gt_masks] == [(0, 10, 12), (0, 10, 12)]
@@ -159,8 +165,9 @@ def test_pennfudan_counts_and_boxes_match_the_annotation_files():
         boxes = [tuple(map(int, b)) for b in re.findall(r"\((\d+), (\d+)\) - \((\d+), (\d+)\)", text)]
         for mask, (x0, y0, x1, y1) in zip(masks, boxes):
             rows, cols = np.nonzero(mask)  # annotation boxes are 1-based and inclusive
-            assert np.allclose([cols.min() + 1, rows.min() + 1, cols.max() + 1, rows.max() + 1], [x0, y0, x1, y1],
-                               atol=2)
+            assert np.allclose(
+                [cols.min() + 1, rows.min() + 1, cols.max() + 1, rows.max() + 1], [x0, y0, x1, y1], atol=2
+            )
 
 
 def test_balloon_instances_match_the_json():

@@ -14,9 +14,17 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from cosegkit.data import Collection, CollectionError, ImageLoadError
-from cosegkit.datasets import (COCO_VOC_CATEGORIES, VOC_CLASSES, build_collections, download_balloon,
-                               download_coco_annotations, load_coco, load_collection, load_voc_instances,
-                               merge_coco_annotations)
+from cosegkit.datasets import (
+    COCO_VOC_CATEGORIES,
+    VOC_CLASSES,
+    build_collections,
+    download_balloon,
+    download_coco_annotations,
+    load_coco,
+    load_collection,
+    load_voc_instances,
+    merge_coco_annotations,
+)
 from cosegkit.datasets.coco import annotation_mask
 from cosegkit.datasets.download import DownloadError, download_pennfudan
 from cosegkit.datasets.voc import instances_from_sbd_mat, voc_class_index
@@ -60,12 +68,15 @@ def test_hand_made_masks_are_what_the_comments_say():
     assert runs == RLE_COUNTS
 
 
-@pytest.mark.parametrize("segmentation, expected", [
-    (RECT_POLYGON, RECT),
-    (L_POLYGONS, L_SHAPE),
-    ({"size": [H, W], "counts": RLE_COUNTS}, RLE_MASK),
-    (_compressed_rle(CROWD_MASK), CROWD_MASK),
-])
+@pytest.mark.parametrize(
+    "segmentation, expected",
+    [
+        (RECT_POLYGON, RECT),
+        (L_POLYGONS, L_SHAPE),
+        ({"size": [H, W], "counts": RLE_COUNTS}, RLE_MASK),
+        (_compressed_rle(CROWD_MASK), CROWD_MASK),
+    ],
+)
 def test_annotation_mask_decodes_polygons_and_rle(segmentation, expected):
     mask = annotation_mask(segmentation, H, W)
     assert mask.dtype == bool and mask.shape == (H, W)
@@ -98,16 +109,25 @@ def _coco_dict():
     images = [{"id": i, "file_name": f"{i:012d}.png", "height": H, "width": W} for i in (1, 2, 3, 4)]
     annotations = [
         {"id": 10, "image_id": 1, "category_id": 18, "segmentation": RECT_POLYGON, "iscrowd": 0},
-        {"id": 11, "image_id": 1, "category_id": 18, "segmentation": {"size": [H, W], "counts": RLE_COUNTS},
-         "iscrowd": 0},
+        {
+            "id": 11,
+            "image_id": 1,
+            "category_id": 18,
+            "segmentation": {"size": [H, W], "counts": RLE_COUNTS},
+            "iscrowd": 0,
+        },
         {"id": 12, "image_id": 1, "category_id": 18, "segmentation": _compressed_rle(CROWD_MASK), "iscrowd": 1},
         {"id": 20, "image_id": 2, "category_id": 18, "segmentation": L_POLYGONS, "iscrowd": 0},
         {"id": 30, "image_id": 3, "category_id": 18, "segmentation": RECT_POLYGON, "iscrowd": 0},
         {"id": 31, "image_id": 3, "category_id": 1, "segmentation": _box(5, 0), "iscrowd": 0},
         {"id": 40, "image_id": 4, "category_id": 1, "segmentation": _box(0, 0, 2, 2), "iscrowd": 0},
     ]
-    categories = [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}, {"id": 5, "name": "airplane"},
-                  {"id": 28, "name": "umbrella"}]
+    categories = [
+        {"id": 1, "name": "person"},
+        {"id": 18, "name": "dog"},
+        {"id": 5, "name": "airplane"},
+        {"id": 28, "name": "umbrella"},
+    ]
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
@@ -243,19 +263,40 @@ def _rules_dict():
     person (VOC): images 11-12 with 3 people;
     umbrella (non-VOC): images 21-23 with 2 umbrellas; image 24 with 2 umbrellas + 1 crowd umbrella.
     """
-    objects = {1: [18, 18], 2: [18, 18], 3: [18, 18], 4: [18], 5: [18, 18, 1], 6: [18, 18, "crowd 1"],
-               11: [1, 1, 1], 12: [1, 1, 1], 21: [28, 28], 22: [28, 28], 23: [28, 28], 24: [28, 28, "crowd 28"]}
+    objects = {
+        1: [18, 18],
+        2: [18, 18],
+        3: [18, 18],
+        4: [18],
+        5: [18, 18, 1],
+        6: [18, 18, "crowd 1"],
+        11: [1, 1, 1],
+        12: [1, 1, 1],
+        21: [28, 28],
+        22: [28, 28],
+        23: [28, 28],
+        24: [28, 28, "crowd 28"],
+    }
     images, annotations = [], []
     for image_id, categories in objects.items():
         images.append({"id": image_id, "file_name": f"{image_id:012d}.png", "height": H, "width": W})
         for k, category in enumerate(categories):
             crowd = isinstance(category, str)
-            annotations.append({
-                "id": 1000 * image_id + k, "image_id": image_id, "iscrowd": int(crowd),
-                "category_id": int(category.split()[1]) if crowd else category,
-                "segmentation": _compressed_rle(CROWD_MASK) if crowd else _box(k, k)})
-    categories = [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}, {"id": 28, "name": "umbrella"},
-                  {"id": 44, "name": "bottle"}]
+            annotations.append(
+                {
+                    "id": 1000 * image_id + k,
+                    "image_id": image_id,
+                    "iscrowd": int(crowd),
+                    "category_id": int(category.split()[1]) if crowd else category,
+                    "segmentation": _compressed_rle(CROWD_MASK) if crowd else _box(k, k),
+                }
+            )
+    categories = [
+        {"id": 1, "name": "person"},
+        {"id": 18, "name": "dog"},
+        {"id": 28, "name": "umbrella"},
+        {"id": 44, "name": "bottle"},
+    ]
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
@@ -270,7 +311,13 @@ def test_build_collections_applies_each_rule(capsys):
     assert "COCO-NONVOC: 1 classes / 4 images / 8 instances" in printed
     assert "umbrella" in printed and "total" in printed
 
-    assert dict(build_collections(_rules_dict(), min_images=3, min_instances=1, verbose=False))["dog"] == [1, 2, 3, 4, 6]
+    assert dict(build_collections(_rules_dict(), min_images=3, min_instances=1, verbose=False))["dog"] == [
+        1,
+        2,
+        3,
+        4,
+        6,
+    ]
     kept = build_collections(_rules_dict(), min_images=2, min_instances=2, verbose=False)
     assert kept["person"] == [11, 12] and kept.stats.per_class["person"] == (2, 6)
     assert build_collections(_rules_dict(), min_images=5, verbose=False) == {}
@@ -404,9 +451,11 @@ def test_voc_rejects_rgb_label_maps(voc_root):
 def _write_sbd(root, image_id, segmentation, categories, value):
     (root / "inst").mkdir(parents=True, exist_ok=True)
     (root / "img").mkdir(exist_ok=True)
-    gt = {"Segmentation": segmentation.astype(np.uint8),
-          "Categories": np.asarray(categories, np.uint8).reshape(-1, 1),
-          "Boundaries": np.empty((len(categories), 1), dtype=object)}  # a cell of sparse outlines, as in SBD
+    gt = {
+        "Segmentation": segmentation.astype(np.uint8),
+        "Categories": np.asarray(categories, np.uint8).reshape(-1, 1),
+        "Boundaries": np.empty((len(categories), 1), dtype=object),
+    }  # a cell of sparse outlines, as in SBD
     for k in range(len(categories)):
         gt["Boundaries"][k, 0] = scipy.sparse.csc_matrix(segmentation == k + 1)
     scipy.io.savemat(root / "inst" / f"{image_id}.mat", {"GTinst": gt})

@@ -90,7 +90,8 @@ def test_affinity_term_uses_saliency_of_the_second_image():
     other_sm = torch.tensor([[[0.1, 0.9]]], **f64)
     assert affinity_term(SN, SM, T_NM) != pytest.approx(affinity_term(SN, other_sm, T_NM).item())
     typo = sum(
-        SN[0, 0, p] * SN[0, 0, q] * (1 - T_NM.view(2, 2)[p, q]) + 4 * (SN[0, 0, p] - SN[0, 0, q]) ** 2 * T_NM.view(2, 2)[p, q]
+        SN[0, 0, p] * SN[0, 0, q] * (1 - T_NM.view(2, 2)[p, q])
+        + 4 * (SN[0, 0, p] - SN[0, 0, q]) ** 2 * T_NM.view(2, 2)[p, q]
         for p in range(2)
         for q in range(2)
     )
@@ -120,7 +121,8 @@ def test_affinity_loss_by_hand_on_one_location():
     t_nm = 24 / 25.01  # (3·4 + 4·3) / (‖f‖² + 0.01)
     t_self = 25 / 25.01
     expected = (
-        0.9 * 0.5 * (1 - t_nm) + 4 * (0.9 - 0.5) ** 2 * t_nm  # ℓ̃a(n, m)
+        0.9 * 0.5 * (1 - t_nm)
+        + 4 * (0.9 - 0.5) ** 2 * t_nm  # ℓ̃a(n, m)
         + 0.9 * 0.9 * (1 - t_self)  # ℓ̃a(n, n); (S̃n(p) − S̃n(p))² = 0
         + 0.5 * 0.5 * (1 - t_self)  # ℓ̃a(m, m)
     )
@@ -206,9 +208,7 @@ def test_gradcheck_copeak_chain():
 
     peaks = co_peaks(Ts_of(fn, fm, sn, sm))  # fixed set, chosen once
     for form in ("code", "paper"):
-        assert torch.autograd.gradcheck(
-            lambda *x: copeak_loss(Ts_of(*x), peaks, form=form), (fn, fm, sn, sm)
-        )
+        assert torch.autograd.gradcheck(lambda *x: copeak_loss(Ts_of(*x), peaks, form=form), (fn, fm, sn, sm))
 
 
 def test_gradcheck_affinity_and_saliency_losses():

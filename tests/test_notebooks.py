@@ -37,9 +37,18 @@ def _cells(notebook) -> list[tuple[str, str]]:
 
 def test_the_seven_notebooks_exist():
     names = [p.stem for p in SOURCES]
-    assert names == ["00_quickstart", "01_correlation_4d", "02_co_peaks", "03_losses", "04_peak_backprop",
-                     "05_ranking", "06_evaluation"]  # fmt: skip
-    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == names, "every notebook needs its .py source and vice versa"
+    assert names == [
+        "00_quickstart",
+        "01_correlation_4d",
+        "02_co_peaks",
+        "03_losses",
+        "04_peak_backprop",
+        "05_ranking",
+        "06_evaluation",
+    ]
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == names, (
+        "every notebook needs its .py source and vice versa"
+    )
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
@@ -57,7 +66,9 @@ def test_ipynb_has_no_outputs(source):
     raw = json.loads(source.with_suffix(".ipynb").read_text(encoding="utf-8"))
     for k, cell in enumerate(raw["cells"]):
         if cell["cell_type"] == "code":
-            assert cell.get("outputs") == [], f"cell {k} of {source.stem}.ipynb has outputs; clear them before committing"
+            assert cell.get("outputs") == [], (
+                f"cell {k} of {source.stem}.ipynb has outputs; clear them before committing"
+            )
             assert cell.get("execution_count") is None, f"cell {k} of {source.stem}.ipynb has an execution count"
 
 
@@ -246,11 +257,20 @@ def _square_result(n_images: int = 2):
         saliency = np.where(square, 0.9, 0.05).astype(np.float32)
         image = np.zeros((32, 32, 3), np.uint8)
         image[square] = 200
-        images.append(ImageResult(
-            name=f"square_{n}", image=image, logits=logits, saliency=saliency, saliency_work=saliency, prior_work=saliency,
-            peaks=np.array([[(top + 6) // 8, 1], [3, 3]]), peak_values=np.array([2.0, -1.0], np.float32),
-            heatmaps=np.stack([heat_object, heat_background]), proposals=Proposals.from_masks(np.stack([square, box, patch, left])),
-        ))  # fmt: skip
+        images.append(
+            ImageResult(
+                name=f"square_{n}",
+                image=image,
+                logits=logits,
+                saliency=saliency,
+                saliency_work=saliency,
+                prior_work=saliency,
+                peaks=np.array([[(top + 6) // 8, 1], [3, 3]]),
+                peak_values=np.array([2.0, -1.0], np.float32),
+                heatmaps=np.stack([heat_object, heat_background]),
+                proposals=Proposals.from_masks(np.stack([square, box, patch, left])),
+            )
+        )
         truth.append(square[None])
     config = preset("tiny")
     select_all(images, config)
@@ -312,7 +332,8 @@ def test_precision_recall_matches_evaluate_on_the_square_result():
     result = _square_result(3).rerank(peak_threshold="median")
     for t in (0.25, 0.5):
         assert W.precision_recall(result.predictions(), result.collection.gt_masks, t)[2] == pytest.approx(
-            evaluate(result.predictions(), result.collection.gt_masks)[f"mAP_r@{t}"])  # fmt: skip
+            evaluate(result.predictions(), result.collection.gt_masks)[f"mAP_r@{t}"]
+        )
 
 
 def test_cosegment_cached_computes_once(tmp_path, monkeypatch):

@@ -1,8 +1,6 @@
 """The whole method: synthetic collection with exact ground truth, rerank, COCO export, saving, command line."""
 
 import json
-import os
-import time
 
 import numpy as np
 import pytest
@@ -63,7 +61,9 @@ def test_without_cosaliency_the_score_is_r_alone(result):
     for r, got in zip(result.images, without.images):
         use = r.used_peaks(config.peak_threshold)
         heat = np.maximum(r.heatmaps[use], 0) ** config.heatmap_power
-        idx, scores, peaks = select_instances(r.proposals, heat, np.zeros_like(r.saliency_work), **ranking_options(config))
+        idx, scores, peaks = select_instances(
+            r.proposals, heat, np.zeros_like(r.saliency_work), **ranking_options(config)
+        )
         np.testing.assert_array_equal(got.proposal_indices, idx)
         np.testing.assert_allclose(got.scores, scores, rtol=1e-12)
         np.testing.assert_array_equal(got.instance_peaks, use[peaks])
@@ -85,15 +85,23 @@ def test_rerank_from_cached_terms_equals_ranking_from_scratch(result):
     """rerank recombines cached ranking terms; the answer must equal select_instances run from scratch."""
     from cosegkit.ranking import ranking_options, select_instances
 
-    changes = dict(beta=0.5, gamma=3e-6, nms_iou=0.5, ranking_saliency="cosaliency", ranking_saliency_norm="max",
-                   instance_score="ranking_x_peak")
+    changes = dict(
+        beta=0.5,
+        gamma=3e-6,
+        nms_iou=0.5,
+        ranking_saliency="cosaliency",
+        ranking_saliency_norm="max",
+        instance_score="ranking_x_peak",
+    )
     fast = result.rerank(**changes)
     config = result.config.replace(**changes)
     for r, got in zip(result.images, fast.images):
         use = r.used_peaks(config.peak_threshold)
         heat = np.maximum(r.heatmaps[use], 0) ** config.heatmap_power
         weights = 1 / (1 + np.exp(-r.peak_values[use].astype(np.float64)))
-        idx, scores, peaks = select_instances(r.proposals, heat, r.saliency_work, peak_weights=weights, **ranking_options(config))
+        idx, scores, peaks = select_instances(
+            r.proposals, heat, r.saliency_work, peak_weights=weights, **ranking_options(config)
+        )
         np.testing.assert_array_equal(got.proposal_indices, idx)
         np.testing.assert_allclose(got.scores, scores, rtol=1e-12)
         np.testing.assert_array_equal(got.instance_peaks, use[peaks])
@@ -213,15 +221,25 @@ def test_to_coco_names_the_files_and_matches_a_ground_truth_file_by_name(result,
     meta = json.loads((tmp_path / "instances_images.json").read_text())
     assert [i["file_name"] for i in meta["images"]] == FILES
     # a ground-truth file of the same images, in reverse order, with ids 101…
-    gt_images = [{"id": 101 + k, "file_name": f, "height": r.shape[0], "width": r.shape[1]}
-                 for k, (f, r) in enumerate(reversed(list(zip(FILES, named.images))))]  # fmt: skip
+    gt_images = [
+        {"id": 101 + k, "file_name": f, "height": r.shape[0], "width": r.shape[1]}
+        for k, (f, r) in enumerate(reversed(list(zip(FILES, named.images))))
+    ]
     annotations = []
     for entry in gt_images:
         rle = mask_utils.encode(np.asfortranarray(np.ones((entry["height"], entry["width"]), np.uint8)))
         rle["counts"] = rle["counts"].decode("ascii")
-        annotations.append({"id": entry["id"], "image_id": entry["id"], "category_id": 1, "segmentation": rle,
-                            "area": entry["height"] * entry["width"], "bbox": [0, 0, entry["width"], entry["height"]],
-                            "iscrowd": 0})  # fmt: skip
+        annotations.append(
+            {
+                "id": entry["id"],
+                "image_id": entry["id"],
+                "category_id": 1,
+                "segmentation": rle,
+                "area": entry["height"] * entry["width"],
+                "bbox": [0, 0, entry["width"], entry["height"]],
+                "iscrowd": 0,
+            }
+        )
     gt_file = tmp_path / "gt.json"
     gt_file.write_text(json.dumps({"images": gt_images, "annotations": annotations, "categories": meta["categories"]}))
     gt = COCO(str(gt_file))

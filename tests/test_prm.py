@@ -140,7 +140,9 @@ def test_tiny_net_zplus_heat_maps_by_hand():
     net = tiny_net()
     maps = peak_backprop(net, TINY_IMAGE, torch.tensor([[0, 0], [0, 1]]), batched=True)
     torch.testing.assert_close(maps, expected, rtol=0, atol=1e-7)
-    torch.testing.assert_close(peak_backprop(net, TINY_IMAGE, [[0, 1], [0, 0]], batched=False), expected.flip(0), rtol=0, atol=1e-7)
+    torch.testing.assert_close(
+        peak_backprop(net, TINY_IMAGE, [[0, 1], [0, 0]], batched=False), expected.flip(0), rtol=0, atol=1e-7
+    )
 
 
 def test_tiny_net_gradient_by_hand():
@@ -183,7 +185,9 @@ def test_zplus_rule_matches_dense_matrix(c_in, c_out, k, stride, pads, dilation,
     out_shape = F.conv2d(F.pad(x, pads), weight, None, stride, 0, dilation, groups).shape
     signal = torch.rand(out_shape, generator=gen, dtype=torch.float64)
 
-    expected = torch.stack([dense_zplus(x[i : i + 1], weight, signal[i : i + 1], stride, pads, dilation, groups)[0] for i in range(2)])
+    expected = torch.stack(
+        [dense_zplus(x[i : i + 1], weight, signal[i : i + 1], stride, pads, dilation, groups)[0] for i in range(2)]
+    )
     got = zplus_relevance(x, weight, signal, stride, pads, dilation, groups)
     torch.testing.assert_close(got, expected)
 
@@ -230,7 +234,9 @@ def test_zplus_rule_gradcheck():
     weight = torch.randn(3, 2, 3, 3, generator=gen, dtype=torch.float64)
     weight[:, :, 1, 1] = weight[:, :, 1, 1].abs() + 0.5  # every output has a positive centre tap
     signal = torch.rand(1, 3, 3, 3, generator=gen, dtype=torch.float64).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda x, g: zplus_relevance(x, weight, g, stride=2, padding=1), (x, signal), fast_mode=True)
+    assert torch.autograd.gradcheck(
+        lambda x, g: zplus_relevance(x, weight, g, stride=2, padding=1), (x, signal), fast_mode=True
+    )
 
 
 def test_zplus_linear_layer_by_hand():

@@ -8,8 +8,16 @@ from PIL import Image
 
 from cosegkit.datasets import data_root, load_balloon, load_pennfudan, load_via, protocol_indices, protocol_split_of
 
-NAMES = ["a.jpg", "b.jpg", "c.png", "d.png", "e.png", "000000000001.png", "000000000002.png",
-         "34020010494_e5cb88e1c4_k.jpg"]  # fmt: skip
+NAMES = [
+    "a.jpg",
+    "b.jpg",
+    "c.png",
+    "d.png",
+    "e.png",
+    "000000000001.png",
+    "000000000002.png",
+    "34020010494_e5cb88e1c4_k.jpg",
+]
 # the first byte of SHA-256 of each name, even → tune, odd → report; written down once, must never change
 EXPECTED = ["tune", "tune", "tune", "report", "report", "tune", "report", "tune"]
 
@@ -33,7 +41,7 @@ def test_splits_are_disjoint_complete_and_independent_of_the_other_images():
     assert not set(tune) & set(report) and sorted(tune + report) == list(range(len(NAMES)))
     assert protocol_indices(NAMES, None) == protocol_indices(NAMES, "all") == list(range(len(NAMES)))
     for drop in range(len(NAMES)):  # removing any image moves no other
-        rest = NAMES[:drop] + NAMES[drop + 1:]
+        rest = NAMES[:drop] + NAMES[drop + 1 :]
         assert [rest[i] for i in protocol_indices(rest, "tune")] == [n for n in rest if n in [NAMES[i] for i in tune]]
     with pytest.raises(ValueError, match="protocol_split must be one of"):
         protocol_indices(NAMES, "test")

@@ -77,8 +77,8 @@ def test_untrained_diagnostics_read_the_images_at_the_inference_size(untrained):
     """The diagnostics of the untrained row see Z on the grid the method's rows use (inference_size), not image_size."""
     collection, config, fitted = untrained
     finer = config.replace(inference_size=2 * config.image_size)
-    (z, s), = quality.network_maps(fitted.net, collection.images[:1], finer)
-    coarse, = quality.network_maps(fitted.net, collection.images[:1], config)
+    ((z, s),) = quality.network_maps(fitted.net, collection.images[:1], finer)
+    (coarse,) = quality.network_maps(fitted.net, collection.images[:1], config)
     assert z.shape == tuple(2 * n for n in coarse[0].shape)
     result = cosegment(collection.subset([0, 1]), finer, net=fitted.net)
     assert z.shape == result.images[0].logits.shape
@@ -97,6 +97,8 @@ def test_load_measures_the_split_it_is_asked_for(tmp_path):
 
 def test_main_writes_the_split_into_the_table(tmp_path):
     out = tmp_path / "quality.md"
-    quality.main(["--collections", "synthetic", "--max-images", "3", "--epochs", "1", "--preset", "tiny", "--out", str(out)])
+    quality.main(
+        ["--collections", "synthetic", "--max-images", "3", "--epochs", "1", "--preset", "tiny", "--out", str(out)]
+    )
     text = out.read_text()
     assert "synthetic (report)" in text and "report split" in text

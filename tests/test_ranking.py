@@ -26,9 +26,7 @@ class DenseProposals:
 
     def contours(self, width):
         square = np.ones((width, width), dtype=bool)
-        return np.stack(
-            [ndimage.binary_dilation(m, square) ^ ndimage.binary_erosion(m, square) for m in self._masks]
-        )
+        return np.stack([ndimage.binary_dilation(m, square) ^ ndimage.binary_erosion(m, square) for m in self._masks])
 
     def region_sums(self, maps):
         return np.einsum("phw,mhw->pm", self._masks.astype(float), maps)
@@ -61,7 +59,12 @@ def box(h, w, rows, cols):
 #   P2 = whole image (24 px)       band = the outer ring; (1,1), (2,4) inside    ⟨1−S,P⟩ = 12·0.5 = 6
 #   P3 = rows 1–2 × cols 4–5       band rows 0–3 × cols 3–5 (erosion empty)      ⟨1−S,P⟩ = 4·0.5 = 2
 H, W = 4, 6
-SCENE_MASKS = [box(H, W, (1, 2), (1, 2)), box(H, W, (0, 4), (0, 3)), box(H, W, (0, 4), (0, 6)), box(H, W, (1, 3), (4, 6))]
+SCENE_MASKS = [
+    box(H, W, (1, 2), (1, 2)),
+    box(H, W, (0, 4), (0, 3)),
+    box(H, W, (0, 4), (0, 6)),
+    box(H, W, (1, 3), (4, 6)),
+]
 
 
 def scene():
@@ -124,7 +127,9 @@ def test_without_cosaliency_uses_the_heat_maps_alone():
     expected = np.array([[1.35, 0.0], [0.6, 0.0], [0.8, 0.8], [0.45, 1.8]])
     np.testing.assert_allclose(R, expected, atol=1e-12)
     # a different S changes nothing in the ablation
-    np.testing.assert_allclose(ranking_scores(props, heat, S * 0.1, gamma=0.01, contour_width=3, use_cosaliency=False), R)
+    np.testing.assert_allclose(
+        ranking_scores(props, heat, S * 0.1, gamma=0.01, contour_width=3, use_cosaliency=False), R
+    )
 
 
 def test_gamma_area_mode_rescales_to_the_reference_area():
@@ -188,11 +193,13 @@ def test_heat_maps_are_normalised_inside_ranking():
     )
     pre = normalize_heatmaps(heat, "sum")
     np.testing.assert_allclose(
-        ranking_scores(props, pre, S, contour_width=3, heatmap_norm="none"), ranking_scores(props, heat, S, contour_width=3)
+        ranking_scores(props, pre, S, contour_width=3, heatmap_norm="none"),
+        ranking_scores(props, heat, S, contour_width=3),
     )
 
 
 # ---------------------------------------------------------------- NMS
+
 
 def nms_masks():
     m = np.zeros((3, 2, 10), dtype=bool)
@@ -230,6 +237,7 @@ def test_mask_nms_accepts_an_iou_matrix():
 
 # ---------------------------------------------------------------- class filter
 
+
 def test_class_filter_keeps_the_best_of_every_image():
     scores = [np.array([0.9, 0.5]), np.array([0.1, 0.05]), np.array([0.7]), np.array([])]
     # pooled: 0.05 0.1 0.5 0.7 0.9 → 50th percentile = 0.5; 0.5 itself is kept (≥)
@@ -245,6 +253,7 @@ def test_class_filter_keeps_the_best_of_every_image():
 
 
 # ---------------------------------------------------------------- end to end
+
 
 def test_select_instances_end_to_end():
     props, heat, S = scene()
@@ -310,8 +319,9 @@ def test_peak_weights_reorder_instances_without_changing_the_choice():
     props, heat, S = scene()
     idx, scores, peaks = select_instances(props, heat, S, gamma=0.01, contour_width=3, nms_iou=0.4)
     np.testing.assert_array_equal(idx, [0, 3])  # R = 1.35 (peak 0, P0) before 0.88 (peak 1, P3)
-    idx_w, scores_w, peaks_w = select_instances(props, heat, S, gamma=0.01, contour_width=3, nms_iou=0.4,
-                                                peak_weights=np.array([0.5, 1.0]))  # fmt: skip
+    idx_w, scores_w, peaks_w = select_instances(
+        props, heat, S, gamma=0.01, contour_width=3, nms_iou=0.4, peak_weights=np.array([0.5, 1.0])
+    )
     np.testing.assert_array_equal(idx_w, [3, 0])  # 0.88 · 1 now beats 1.35 · 0.5 = 0.675
     np.testing.assert_allclose(scores_w, [0.88, 0.675])
     np.testing.assert_array_equal(peaks_w, [1, 0])

@@ -151,8 +151,21 @@ def image_result(awkward, name):
 
 def test_non_image_files_are_skipped_with_a_warning(awkward):
     collection, _, messages, _ = awkward
-    assert collection.names == ["deep16", "exif", "gray", "grey", "long", "palette", "pixel", "rgba", "s0", "s0_copy",
-                                "s1", "s2", "small"]  # fmt: skip
+    assert collection.names == [
+        "deep16",
+        "exif",
+        "gray",
+        "grey",
+        "long",
+        "palette",
+        "pixel",
+        "rgba",
+        "s0",
+        "s0_copy",
+        "s1",
+        "s2",
+        "small",
+    ]
     skipped = [m for m in messages if "non-image" in m]
     assert len(skipped) == 1 and "notes.txt" in skipped[0]
     assert ".DS_Store" not in skipped[0] and "thumbnails" not in skipped[0]

@@ -11,10 +11,17 @@ from skimage.morphology import reconstruction
 
 from cosegkit.config import Config
 from cosegkit.data import Collection
-from cosegkit.evaluate import saliency_auc as roc_auc  # rank-based ROC AUC, ties count one half
 from cosegkit.datasets import synthetic_collection
-from cosegkit.saliency import (as_unit_map, border_colour_map, center_prior, fill_from_border, mbd_map, prior_maps,
-                               saliency_prior)
+from cosegkit.evaluate import saliency_auc as roc_auc  # rank-based ROC AUC, ties count one half
+from cosegkit.saliency import (
+    as_unit_map,
+    border_colour_map,
+    center_prior,
+    fill_from_border,
+    mbd_map,
+    prior_maps,
+    saliency_prior,
+)
 
 
 def test_roc_auc_helper():
@@ -28,11 +35,9 @@ def test_roc_auc_helper():
 
 
 def test_fill_from_border_hand_case():
-    values = np.array([[0, 0, 0, 0, 0],
-                       [0, 5, 5, 5, 0],
-                       [0, 5, 1, 2, 0],
-                       [0, 5, 5, 5, 0],
-                       [0, 0, 0, 0, 0]], float)[..., None]
+    values = np.array([[0, 0, 0, 0, 0], [0, 5, 5, 5, 0], [0, 5, 1, 2, 0], [0, 5, 5, 5, 0], [0, 0, 0, 0, 0]], float)[
+        ..., None
+    ]
     filled = fill_from_border(values, passes=None)[..., 0]
     # the 1 is walled in by 5s except through the 2 at (2, 3): its lowest escape climbs to 2
     assert filled[2, 2] == 2

@@ -14,8 +14,16 @@ from cosegkit.datasets import synthetic_collection
 from cosegkit.pipeline import cosegment
 from cosegkit.proposals import Proposals, generate_proposals, proposals_for
 from cosegkit.ranking import select_instances
-from cosegkit.sam import (PromptableSegmenter, PromptedProposals, build_mobile_sam, combine_proposals, load_mobile_sam,
-                          peak_points, peak_prompts, prompted_proposals)  # fmt: skip
+from cosegkit.sam import (
+    PromptableSegmenter,
+    PromptedProposals,
+    build_mobile_sam,
+    combine_proposals,
+    load_mobile_sam,
+    peak_points,
+    peak_prompts,
+    prompted_proposals,
+)
 from cosegkit.weights import packaged_file
 
 
@@ -102,7 +110,9 @@ def test_union_keeps_every_mask_exactly():
     assert both.peak_ids.tolist() == [-1] * hierarchy.n + [4, 4, 7]
     maps = rng.random((2, 60, 80))
     assert np.allclose(both.region_sums(maps), np.concatenate([hierarchy.region_sums(maps), dense.region_sums(maps)]))
-    assert np.allclose(both.contour_sums(maps, 3), np.concatenate([hierarchy.contour_sums(maps, 3), dense.contour_sums(maps, 3)]))
+    assert np.allclose(
+        both.contour_sums(maps, 3), np.concatenate([hierarchy.contour_sums(maps, 3), dense.contour_sums(maps, 3)])
+    )
     with pytest.raises(ValueError, match="one working resolution"):
         combine_proposals(hierarchy, PromptedProposals.from_masks(masks[:, :30]))
 
@@ -187,7 +197,9 @@ def test_quality_benchmark_rows_for_other_sources_share_network_and_peaks(sam_re
     import sys
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("quality_sam", Path(__file__).parents[1] / "benchmarks" / "quality.py")
+    spec = importlib.util.spec_from_file_location(
+        "quality_sam", Path(__file__).parents[1] / "benchmarks" / "quality.py"
+    )
     quality = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = quality
     spec.loader.exec_module(quality)
@@ -201,7 +213,9 @@ def test_quality_benchmark_rows_for_other_sources_share_network_and_peaks(sam_re
             assert a.heatmaps is b.heatmaps and np.array_equal(a.peaks, b.peaks)
             expected = s.proposals.n if source == "sam" else b.proposals.n + s.proposals.n
             assert a.proposals.n == expected
-    assert all(isinstance(r.proposals, Proposals) and not isinstance(r.proposals, PromptedProposals) for r in base.images)
+    assert all(
+        isinstance(r.proposals, Proposals) and not isinstance(r.proposals, PromptedProposals) for r in base.images
+    )
 
 
 def test_command_line_chooses_the_proposal_source():

@@ -13,25 +13,63 @@ SPEC.loader.exec_module(speed)
 
 def record(preset="lite", n=12, **seconds):
     """A measured configuration as `measure` returns it, with round numbers."""
-    base = {"imports": 1.0, "load": 0.5, "prior": 1.0, "training": 13.0, "training set-up": 2.0, "training per epoch": 1.1,
-            "co-saliency": 1.0, "heat maps": 6.0, "z+ conversion": 0.1, "proposals": 6.0, "ranking": 3.0,
-            "inference wall": 16.0, "evaluation": 0.05, "rerank": 0.2}  # fmt: skip
+    base = {
+        "imports": 1.0,
+        "load": 0.5,
+        "prior": 1.0,
+        "training": 13.0,
+        "training set-up": 2.0,
+        "training per epoch": 1.1,
+        "co-saliency": 1.0,
+        "heat maps": 6.0,
+        "z+ conversion": 0.1,
+        "proposals": 6.0,
+        "ranking": 3.0,
+        "inference wall": 16.0,
+        "evaluation": 0.05,
+        "rerank": 0.2,
+    }
     base.update(seconds)
     base["pipeline"] = sum(base[k] for k in ("prior", "training", "co-saliency", "heat maps", "proposals", "ranking"))
     return {
-        "preset": preset, "n": n, "device": "cpu", "config": {"epochs": 10, "batch_size": 6},
+        "preset": preset,
+        "n": n,
+        "device": "cpu",
+        "config": {"epochs": 10, "batch_size": 6},
         "seconds": base,
         "floor": {
-            "training": {"seconds per pass": 1.0, "seconds per real step": 1.2, "passes": 10, "measured passes": 10, "seconds": 10.0},
-            "heat maps": {"forward seconds per image": 0.1, "backward seconds per peak": 0.05, "z+ forward seconds per image": 0.35,
-                          "z+ backward seconds per peak": 0.055, "measured images": 4, "measured peaks": 30, "peaks": 56,
-                          "all peaks": 76, "seconds": 4.0, "seconds, all peaks": 5.0},
+            "training": {
+                "seconds per pass": 1.0,
+                "seconds per real step": 1.2,
+                "passes": 10,
+                "measured passes": 10,
+                "seconds": 10.0,
+            },
+            "heat maps": {
+                "forward seconds per image": 0.1,
+                "backward seconds per peak": 0.05,
+                "z+ forward seconds per image": 0.35,
+                "z+ backward seconds per peak": 0.055,
+                "measured images": 4,
+                "measured peaks": 30,
+                "peaks": 56,
+                "all peaks": 76,
+                "seconds": 4.0,
+                "seconds, all peaks": 5.0,
+            },
         },
-        "rss_mb": {"training": 1000.0, "inference": 1500.0}, "rss_sampled": True, "ru_maxrss_mb": 1600.0, "cuda_mb": {},
-        "counts": {"peaks per image": 76 / 12, "used peaks per image": 56 / 12, "proposals per image": 5000.0,
-                   "instances per image": 3.0},
+        "rss_mb": {"training": 1000.0, "inference": 1500.0},
+        "rss_sampled": True,
+        "ru_maxrss_mb": 1600.0,
+        "cuda_mb": {},
+        "counts": {
+            "peaks per image": 76 / 12,
+            "used peaks per image": 56 / 12,
+            "proposals per image": 5000.0,
+            "instances per image": 3.0,
+        },
         "metrics": {"mAP_r@0.25": 0.1, "mAP_r@0.5": 0.05, "CorLoc_r": 0.2},
-    }  # fmt: skip
+    }
 
 
 def test_epoch_seconds_splits_setup_from_epochs():
@@ -63,8 +101,14 @@ def test_targets_block_says_which_targets_are_met():
     by_name = {line.split("|")[1].strip(): line for line in lines[2:]}
     assert by_name["full pipeline"].rstrip(" |").endswith("yes")  # 30 s < 180 s
     assert "0.500 s" in by_name["proposals per image"] and by_name["proposals per image"].rstrip(" |").endswith("yes")
-    assert "0.200 s" in by_name["`Result.rerank`, whole collection"] and "**no**" in by_name["`Result.rerank`, whole collection"]
-    assert f"{19 / 14:.3f}" in by_name["(training + heat maps) / floor"] and "**no**" in by_name["(training + heat maps) / floor"]
+    assert (
+        "0.200 s" in by_name["`Result.rerank`, whole collection"]
+        and "**no**" in by_name["`Result.rerank`, whole collection"]
+    )
+    assert (
+        f"{19 / 14:.3f}" in by_name["(training + heat maps) / floor"]
+        and "**no**" in by_name["(training + heat maps) / floor"]
+    )
 
 
 def test_targets_block_without_the_target_configuration():

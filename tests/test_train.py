@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from cosegkit.config import preset
 from cosegkit.datasets import synthetic_collection
-from cosegkit.train import TrainingDivergedError, batch_plan, fit, make_optimizer, pair_indices
 from cosegkit.model import CoSaliencyNet
+from cosegkit.train import TrainingDivergedError, batch_plan, fit, make_optimizer, pair_indices
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +169,9 @@ def test_resume_ignores_inference_options_and_refuses_training_changes(collectio
     config = preset("tiny", epochs=1, image_size=64)
     ckpt = tmp_path / "run.pt"
     fit(collection, config, checkpoint=ckpt)
-    resumed = fit(collection, config.replace(epochs=2, beta=0.5, nms_iou=0.3, inference_size=128), checkpoint=ckpt,
-                  resume=True)  # fmt: skip
+    resumed = fit(
+        collection, config.replace(epochs=2, beta=0.5, nms_iou=0.3, inference_size=128), checkpoint=ckpt, resume=True
+    )
     assert [h["epoch"] for h in resumed.history] == [1, 2]  # epoch 1 came from the checkpoint
     with pytest.raises(ValueError, match="other images or another configuration"):
         fit(collection, config.replace(epochs=2, lr=2 * config.lr), checkpoint=ckpt, resume=True)
@@ -182,11 +183,32 @@ def test_every_config_field_is_sorted_into_training_or_not():
 
     from cosegkit.config import TRAINING_FIELDS, Config
 
-    not_training = {"inference_size", "peak_threshold", "peak_window", "heatmap_power", "heatmap_norm", "beta", "gamma",
-                    "gamma_mode", "contour_width", "use_cosaliency_in_ranking", "ranking_saliency",
-                    "ranking_saliency_norm", "instance_score", "nms_iou", "class_filter", "class_percentile",
-                    "proposal_max_side", "proposal_min_area", "proposal_max_area", "proposals", "epochs", "device", "num_workers",
-                    "progress"}  # fmt: skip
+    not_training = {
+        "inference_size",
+        "peak_threshold",
+        "peak_window",
+        "heatmap_power",
+        "heatmap_norm",
+        "beta",
+        "gamma",
+        "gamma_mode",
+        "contour_width",
+        "use_cosaliency_in_ranking",
+        "ranking_saliency",
+        "ranking_saliency_norm",
+        "instance_score",
+        "nms_iou",
+        "class_filter",
+        "class_percentile",
+        "proposal_max_side",
+        "proposal_min_area",
+        "proposal_max_area",
+        "proposals",
+        "epochs",
+        "device",
+        "num_workers",
+        "progress",
+    }
     names = {f.name for f in dataclasses.fields(Config)}
     assert set(TRAINING_FIELDS) | not_training == names
     assert not set(TRAINING_FIELDS) & not_training

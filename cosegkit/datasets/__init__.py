@@ -51,21 +51,49 @@ def data_root(name: str | None = None) -> Path:
     what = f"data set folder '{name}'" if name else "data folder"
     raise FileNotFoundError(
         f"Could not find the {what} in {where}. Download the data set and set the environment variable "
-        f"{DATA_ENV} to the folder that contains it (e.g. `export {DATA_ENV}=/path/to/data`), or pass root=.")
+        f"{DATA_ENV} to the folder that contains it (e.g. `export {DATA_ENV}=/path/to/data`), or pass root=."
+    )
 
 
+from ..data import load_collection  # noqa: E402
+from .coco import (
+    COCO_VOC_CATEGORIES,
+    CocoCollections,
+    CollectionStats,
+    build_collections,  # noqa: E402
+    load_coco,
+    merge_coco_annotations,
+    read_coco,
+)
+from .download import download_balloon, download_coco_annotations, download_pennfudan  # noqa: E402
 from .pennfudan import load_pennfudan  # noqa: E402
+from .protocol import PROTOCOL_SPLITS, protocol_indices, protocol_split_of  # noqa: E402
 from .synthetic import synthetic_collection  # noqa: E402
 from .via import load_balloon, load_via  # noqa: E402
-from ..data import load_collection  # noqa: E402
-from .coco import (COCO_VOC_CATEGORIES, CocoCollections, CollectionStats, build_collections,  # noqa: E402
-                   load_coco, merge_coco_annotations, read_coco)
-from .download import download_balloon, download_coco_annotations, download_pennfudan  # noqa: E402
 from .voc import VOC_CLASSES, VOC_TO_COCO, load_voc_instances  # noqa: E402
-from .protocol import PROTOCOL_SPLITS, protocol_indices, protocol_split_of  # noqa: E402
 
-__all__ = ["data_root", "load_pennfudan", "load_via", "load_balloon", "synthetic_collection", "DATA_ENV",
-           "load_collection", "load_coco", "read_coco", "merge_coco_annotations", "build_collections",
-           "CocoCollections", "CollectionStats", "COCO_VOC_CATEGORIES", "load_voc_instances", "VOC_CLASSES",
-           "VOC_TO_COCO", "download_pennfudan", "download_balloon", "download_coco_annotations", "PROTOCOL_SPLITS",
-           "protocol_indices", "protocol_split_of"]
+__all__ = [
+    "data_root",
+    "load_pennfudan",
+    "load_via",
+    "load_balloon",
+    "synthetic_collection",
+    "DATA_ENV",
+    "load_collection",
+    "load_coco",
+    "read_coco",
+    "merge_coco_annotations",
+    "build_collections",
+    "CocoCollections",
+    "CollectionStats",
+    "COCO_VOC_CATEGORIES",
+    "load_voc_instances",
+    "VOC_CLASSES",
+    "VOC_TO_COCO",
+    "download_pennfudan",
+    "download_balloon",
+    "download_coco_annotations",
+    "PROTOCOL_SPLITS",
+    "protocol_indices",
+    "protocol_split_of",
+]

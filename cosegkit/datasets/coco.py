@@ -80,8 +80,9 @@ class CocoAnnotations:
             for cat_id, name in self.categories.items():
                 if name.lower() == wanted:
                     return cat_id
-        raise CollectionError(f"Category {category!r} is not in '{self.source}'. Categories (id: name): "
-                              f"{self.describe_categories()}.")
+        raise CollectionError(
+            f"Category {category!r} is not in '{self.source}'. Categories (id: name): {self.describe_categories()}."
+        )
 
     def describe_categories(self, include_crowd: bool = False) -> str:
         """``"1: person (250 images), 18: dog (3 images), ..."``: categories with annotated images."""
@@ -102,16 +103,20 @@ def read_coco(annotation_json: str | Path | dict | CocoAnnotations) -> CocoAnnot
     if isinstance(annotation_json, (str, Path)):
         path = Path(annotation_json)
         if not path.is_file():
-            raise FileNotFoundError(f"COCO annotation file not found: '{path}'. Download it with "
-                                    "cosegkit.datasets.download_coco_annotations() or check the path.")
+            raise FileNotFoundError(
+                f"COCO annotation file not found: '{path}'. Download it with "
+                "cosegkit.datasets.download_coco_annotations() or check the path."
+            )
         with open(path) as f:
             annotation_json = json.load(f)
         source, folder = str(path), path.parent
     dataset = annotation_json
     missing = [key for key in ("images", "annotations", "categories") if key not in dataset]
     if not isinstance(dataset, dict) or missing:
-        raise ValueError(f"'{source}' is not a COCO instances file: it lacks {missing}. Use an instances_*.json "
-                         "file (captions and keypoint files are different formats).")
+        raise ValueError(
+            f"'{source}' is not a COCO instances file: it lacks {missing}. Use an instances_*.json "
+            "file (captions and keypoint files are different formats)."
+        )
     images = {int(entry["id"]): entry for entry in dataset["images"]}
     categories = {int(c["id"]): str(c["name"]) for c in sorted(dataset["categories"], key=lambda c: c["id"])}
     by_image = defaultdict(list)
@@ -128,8 +133,10 @@ def merge_coco_annotations(annotation_files: Sequence[str | Path], image_dirs: S
     Image ids must be unique across files and category ids must mean the same.
     """
     if len(annotation_files) != len(image_dirs):
-        raise ValueError(f"Give one image folder per annotation file; got {len(annotation_files)} files and "
-                         f"{len(image_dirs)} folders.")
+        raise ValueError(
+            f"Give one image folder per annotation file; got {len(annotation_files)} files and "
+            f"{len(image_dirs)} folders."
+        )
     merged = {"images": [], "annotations": [], "categories": []}
     categories: dict[int, str] = {}
     seen_ids: set[int] = set()
@@ -138,12 +145,16 @@ def merge_coco_annotations(annotation_files: Sequence[str | Path], image_dirs: S
             dataset = json.load(f)
         for category in dataset["categories"]:
             if categories.setdefault(category["id"], category["name"]) != category["name"]:
-                raise ValueError(f"Category id {category['id']} is '{categories[category['id']]}' in one file and "
-                                 f"'{category['name']}' in '{annotation_file}'; the files do not share categories.")
+                raise ValueError(
+                    f"Category id {category['id']} is '{categories[category['id']]}' in one file and "
+                    f"'{category['name']}' in '{annotation_file}'; the files do not share categories."
+                )
         ids = {entry["id"] for entry in dataset["images"]}
         if ids & seen_ids:
-            raise ValueError(f"'{annotation_file}' repeats image ids of an earlier file (e.g. {min(ids & seen_ids)}); "
-                             "merge only files with disjoint images (such as train2017 and val2017).")
+            raise ValueError(
+                f"'{annotation_file}' repeats image ids of an earlier file (e.g. {min(ids & seen_ids)}); "
+                "merge only files with disjoint images (such as train2017 and val2017)."
+            )
         seen_ids |= ids
         for entry in dataset["images"]:
             merged["images"].append({**entry, "file_name": str(Path(image_dir) / entry["file_name"])})
@@ -175,19 +186,25 @@ def annotation_mask(segmentation: list | dict, height: int, width: int, what: st
     elif isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
         size = [int(s) for s in segmentation["size"]]
         if size != [height, width]:
-            raise CollectionError(f"{what} has an RLE mask of size {size[0]}×{size[1]} but its image is "
-                                  f"{height}×{width} (H×W) in the annotation file; the file is inconsistent.")
+            raise CollectionError(
+                f"{what} has an RLE mask of size {size[0]}×{size[1]} but its image is "
+                f"{height}×{width} (H×W) in the annotation file; the file is inconsistent."
+            )
         counts = segmentation["counts"]
         if isinstance(counts, list):
             if sum(counts) != height * width:
-                raise CollectionError(f"{what} has an uncompressed RLE whose runs add up to {sum(counts)} pixels, "
-                                      f"not {height}×{width} = {height * width}; the mask is corrupt.")
+                raise CollectionError(
+                    f"{what} has an uncompressed RLE whose runs add up to {sum(counts)} pixels, "
+                    f"not {height}×{width} = {height * width}; the mask is corrupt."
+                )
             rle = mask_utils.frPyObjects(segmentation, height, width)
         else:
             rle = {"size": size, "counts": counts.encode() if isinstance(counts, str) else counts}
     else:
-        raise CollectionError(f"{what} has a segmentation of unknown form ({type(segmentation).__name__}); expected "
-                              "a list of polygons or an RLE dict with 'counts' and 'size'.")
+        raise CollectionError(
+            f"{what} has a segmentation of unknown form ({type(segmentation).__name__}); expected "
+            "a list of polygons or an RLE dict with 'counts' and 'size'."
+        )
     with warnings.catch_warnings():  # pycocotools' own numpy-2 deprecation notice, not the user's concern
         warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
         return mask_utils.decode(rle).astype(bool)
@@ -196,10 +213,17 @@ def annotation_mask(segmentation: list | dict, height: int, width: int, what: st
 # ---------------------------------------------------------------- one category
 
 
-def load_coco(annotation_json: str | Path | dict | CocoAnnotations, image_dir: str | Path | None = None,
-              category: str | int | None = None, max_images: int | None = None, require_single_category: bool = False,
-              min_instances: int = 1, include_crowd: bool = False,
-              image_ids: Iterable[int] | None = None, protocol_split: str | None = None) -> Collection:
+def load_coco(
+    annotation_json: str | Path | dict | CocoAnnotations,
+    image_dir: str | Path | None = None,
+    category: str | int | None = None,
+    max_images: int | None = None,
+    require_single_category: bool = False,
+    min_instances: int = 1,
+    include_crowd: bool = False,
+    image_ids: Iterable[int] | None = None,
+    protocol_split: str | None = None,
+) -> Collection:
     """The images of one COCO category with one mask per instance.
 
     Args:
@@ -248,17 +272,21 @@ def load_coco(annotation_json: str | Path | dict | CocoAnnotations, image_dir: s
         selected = selected[:max_images]
     if len(selected) < 2:
         rule = " and no other category" if require_single_category else ""
-        raise CollectionError(f"{len(selected)} image(s) in '{coco.source}' have ≥ {min_instances} instance(s) of "
-                              f"'{name}' (id {category_id}){rule}; a collection needs at least 2. Categories (id: name): "
-                              f"{coco.describe_categories(include_crowd)}.")
+        raise CollectionError(
+            f"{len(selected)} image(s) in '{coco.source}' have ≥ {min_instances} instance(s) of "
+            f"'{name}' (id {category_id}){rule}; a collection needs at least 2. Categories (id: name): "
+            f"{coco.describe_categories(include_crowd)}."
+        )
     folder = _image_folder(coco, image_dir, selected[0][0]["file_name"])
     images, paths, gt_masks = [], [], []
     for entry, annotations in selected:
         path = folder / entry["file_name"]
         image = _load_coco_image(path, entry, coco.source)
         height, width = image.shape[:2]
-        masks = [annotation_mask(a["segmentation"], height, width, f"Annotation {a.get('id')} of '{path.name}'")
-                 for a in annotations]
+        masks = [
+            annotation_mask(a["segmentation"], height, width, f"Annotation {a.get('id')} of '{path.name}'")
+            for a in annotations
+        ]
         images.append(image)
         paths.append(path)
         gt_masks.append(np.stack(masks))
@@ -278,8 +306,10 @@ def _choose_category(coco: CocoAnnotations, category: str | int | None, include_
     used = {a["category_id"] for anns in coco.by_image.values() for a in _objects(anns, include_crowd)}
     if len(used) == 1:
         return used.pop()
-    raise CollectionError(f"'{coco.source}' annotates {len(used)} categories; choose one with category= (a name or "
-                          f"an id). Categories (id: name): {coco.describe_categories(include_crowd)}.")
+    raise CollectionError(
+        f"'{coco.source}' annotates {len(used)} categories; choose one with category= (a name or "
+        f"an id). Categories (id: name): {coco.describe_categories(include_crowd)}."
+    )
 
 
 def _image_folder(coco: CocoAnnotations, image_dir: str | Path | None, first_file: str) -> Path:
@@ -293,8 +323,10 @@ def _image_folder(coco: CocoAnnotations, image_dir: str | Path | None, first_fil
     for candidate in candidates:
         if (candidate / first_file).is_file():
             return candidate
-    raise ImageLoadError(f"Could not find image '{first_file}' of '{coco.source}' in "
-                         f"{', '.join(repr(str(c)) for c in candidates)}. Pass image_dir= (the folder holding the images).")
+    raise ImageLoadError(
+        f"Could not find image '{first_file}' of '{coco.source}' in "
+        f"{', '.join(repr(str(c)) for c in candidates)}. Pass image_dir= (the folder holding the images)."
+    )
 
 
 def _load_coco_image(path: Path, entry: dict, source: str) -> np.ndarray:
@@ -304,8 +336,10 @@ def _load_coco_image(path: Path, entry: dict, source: str) -> np.ndarray:
     rotation is read without it when only that orientation matches.
     """
     if not path.is_file():
-        raise ImageLoadError(f"Image file '{path}' (image id {entry['id']}, referenced by '{source}') is missing. "
-                             "Check image_dir, or download the images of this split.")
+        raise ImageLoadError(
+            f"Image file '{path}' (image id {entry['id']}, referenced by '{source}') is missing. "
+            "Check image_dir, or download the images of this split."
+        )
     image = load_image(path)
     expected = (entry.get("height"), entry.get("width"))
     if None in expected or image.shape[:2] == expected:
@@ -313,9 +347,11 @@ def _load_coco_image(path: Path, entry: dict, source: str) -> np.ndarray:
     with Image.open(path) as stored:
         if stored.size[::-1] == expected:
             return _to_rgb_array(stored)
-    raise CollectionError(f"Image '{path}' is {image.shape[0]}×{image.shape[1]} (H×W) but '{source}' says "
-                          f"{expected[0]}×{expected[1]} for image id {entry['id']}, so its masks would not line up. "
-                          "The file may have been resized or replaced; use the original image.")
+    raise CollectionError(
+        f"Image '{path}' is {image.shape[0]}×{image.shape[1]} (H×W) but '{source}' says "
+        f"{expected[0]}×{expected[1]} for image id {entry['id']}, so its masks would not line up. "
+        "The file may have been resized or replaced; use the original image."
+    )
 
 
 # ---------------------------------------------------------------- the paper's collections
@@ -344,7 +380,7 @@ class CollectionStats:
     def instances(self) -> int:
         return sum(instances for _, instances in self.per_class.values())
 
-    def subset(self, names: Iterable[str], name: str) -> "CollectionStats":
+    def subset(self, names: Iterable[str], name: str) -> CollectionStats:
         """The statistics of the categories in ``names`` only."""
         names = set(names)
         return CollectionStats(name, {c: v for c, v in self.per_class.items() if c in names})
@@ -358,7 +394,9 @@ class CollectionStats:
         width = max([len(c) for c in self.per_class] + [8])
         lines = [f"{'class':<{width}}  {'images':>6}  {'instances':>9}  VOC"]
         for name, (images, instances) in self.per_class.items():
-            lines.append(f"{name:<{width}}  {images:>6}  {instances:>9}  {'yes' if name in COCO_VOC_CATEGORIES else ''}")
+            lines.append(
+                f"{name:<{width}}  {images:>6}  {instances:>9}  {'yes' if name in COCO_VOC_CATEGORIES else ''}"
+            )
         lines.append(f"{'total':<{width}}  {self.images:>6}  {self.instances:>9}")
         return "\n".join(lines)
 
@@ -374,8 +412,15 @@ class CocoCollections(dict):
         min_instances: the rule used, re-applied by ``load``.
     """
 
-    def __init__(self, ids: dict[str, list[int]], stats: CollectionStats, split_stats: dict[str, CollectionStats],
-                 annotations: CocoAnnotations, image_dir: str | Path | None, min_instances: int):
+    def __init__(
+        self,
+        ids: dict[str, list[int]],
+        stats: CollectionStats,
+        split_stats: dict[str, CollectionStats],
+        annotations: CocoAnnotations,
+        image_dir: str | Path | None,
+        min_instances: int,
+    ):
         super().__init__(ids)
         self.stats, self.split_stats = stats, split_stats
         self.annotations, self.image_dir, self.min_instances = annotations, image_dir, min_instances
@@ -385,14 +430,26 @@ class CocoCollections(dict):
         (``"tune"``, ``"report"``, None) as in :func:`load_coco`."""
         if category not in self:
             raise CollectionError(f"No collection '{category}'; built collections: {', '.join(self) or 'none'}.")
-        return load_coco(self.annotations, self.image_dir, category=category, max_images=max_images,
-                         require_single_category=True, min_instances=self.min_instances, image_ids=self[category],
-                         protocol_split=protocol_split)
+        return load_coco(
+            self.annotations,
+            self.image_dir,
+            category=category,
+            max_images=max_images,
+            require_single_category=True,
+            min_instances=self.min_instances,
+            image_ids=self[category],
+            protocol_split=protocol_split,
+        )
 
 
-def build_collections(coco_json: str | Path | dict | CocoAnnotations, image_dir: str | Path | None = None,
-                      min_images: int = 10, min_instances: int = 2, split: str = "all",
-                      verbose: bool = True) -> CocoCollections:
+def build_collections(
+    coco_json: str | Path | dict | CocoAnnotations,
+    image_dir: str | Path | None = None,
+    min_images: int = 10,
+    min_instances: int = 2,
+    split: str = "all",
+    verbose: bool = True,
+) -> CocoCollections:
     """Rebuild the paper's COCO collections from an instances file; reads no image.
 
     The rules (DeepCO3, Sec. 4.1), with crowd regions ignored throughout:
@@ -437,18 +494,25 @@ def build_collections(coco_json: str | Path | dict | CocoAnnotations, image_dir:
             (category_id,) = categories
             ids_by_category[category_id].append(image_id)
             instances_by_category[category_id] += len(objects)
-    kept = {cat_id: sorted(ids_by_category[cat_id]) for cat_id in coco.categories
-            if len(ids_by_category[cat_id]) >= min_images}
+    kept = {
+        cat_id: sorted(ids_by_category[cat_id])
+        for cat_id in coco.categories
+        if len(ids_by_category[cat_id]) >= min_images
+    }
     names = coco.categories
     everything = CollectionStats("COCO", {names[c]: (len(ids), instances_by_category[c]) for c, ids in kept.items()})
-    split_stats = {"all": everything,
-                   "voc": everything.subset(COCO_VOC_CATEGORIES, "COCO-VOC"),
-                   "nonvoc": everything.subset(set(everything.per_class) - COCO_VOC_CATEGORIES, "COCO-NONVOC")}
+    split_stats = {
+        "all": everything,
+        "voc": everything.subset(COCO_VOC_CATEGORIES, "COCO-VOC"),
+        "nonvoc": everything.subset(set(everything.per_class) - COCO_VOC_CATEGORIES, "COCO-NONVOC"),
+    }
     stats = split_stats[split]
     if verbose:
-        print(f"rules: one category per image, ≥ {min_instances} instances per image, ≥ {min_images} images per class "
-              "(crowd regions ignored)")
-        for key in (("voc", "nonvoc", "all") if split == "all" else (split,)):
+        print(
+            f"rules: one category per image, ≥ {min_instances} instances per image, ≥ {min_images} images per class "
+            "(crowd regions ignored)"
+        )
+        for key in ("voc", "nonvoc", "all") if split == "all" else (split,):
             print(split_stats[key].summary())
         print(stats.table())
     collections = {names[c]: ids for c, ids in kept.items() if names[c] in stats.per_class}

@@ -34,8 +34,9 @@ def cache_dir() -> Path:
 def download_pennfudan(url: str = PENNFUDAN_URL, folder: str | Path | None = None) -> Path:
     """Download and unpack Penn-Fudan once (≈ 50 MB); returns the ``PennFudanPed`` folder."""
     folder = Path(folder) if folder is not None else cache_dir()
-    return _download_and_unpack(url, folder, "PennFudanPed", lambda target: (target / "PNGImages").is_dir(),
-                                "PennFudanPed/PNGImages")
+    return _download_and_unpack(
+        url, folder, "PennFudanPed", lambda target: (target / "PNGImages").is_dir(), "PennFudanPed/PNGImages"
+    )
 
 
 def download_balloon(url: str = BALLOON_URL, folder: str | Path | None = None) -> Path:
@@ -45,9 +46,13 @@ def download_balloon(url: str = BALLOON_URL, folder: str | Path | None = None) -
     ``via_region_data.json``; read it with ``load_balloon(returned_folder)``.
     """
     folder = Path(folder) if folder is not None else cache_dir()
-    return _download_and_unpack(url, folder, "balloon",
-                                lambda target: (target / "train" / "via_region_data.json").is_file(),
-                                "balloon/train/via_region_data.json")
+    return _download_and_unpack(
+        url,
+        folder,
+        "balloon",
+        lambda target: (target / "train" / "via_region_data.json").is_file(),
+        "balloon/train/via_region_data.json",
+    )
 
 
 def download_coco_annotations(folder: str | Path | None = None, url: str = COCO_ANNOTATIONS_URL) -> Path:
@@ -58,13 +63,16 @@ def download_coco_annotations(folder: str | Path | None = None, url: str = COCO_
     (``http://images.cocodataset.org/zips/val2017.zip``, ``train2017.zip``).
     """
     folder = Path(folder) if folder is not None else cache_dir() / "coco"
-    return _download_and_unpack(url, folder, "annotations",
-                                lambda target: all((target / f"instances_{s}2017.json").is_file() for s in ("train", "val")),
-                                "annotations/instances_train2017.json and instances_val2017.json")
+    return _download_and_unpack(
+        url,
+        folder,
+        "annotations",
+        lambda target: all((target / f"instances_{s}2017.json").is_file() for s in ("train", "val")),
+        "annotations/instances_train2017.json and instances_val2017.json",
+    )
 
 
-def _download_and_unpack(url: str, folder: Path, name: str, is_complete: Callable[[Path], bool],
-                         expected: str) -> Path:
+def _download_and_unpack(url: str, folder: Path, name: str, is_complete: Callable[[Path], bool], expected: str) -> Path:
     """``folder / name`` once ``is_complete`` says so; otherwise download ``url`` (a zip) and unpack it into ``folder``."""
     target = folder / name
     if is_complete(target):
@@ -79,16 +87,20 @@ def _download_and_unpack(url: str, folder: Path, name: str, is_complete: Callabl
                 shutil.copyfileobj(response, f)
         except (urllib.error.URLError, OSError) as error:
             partial.unlink(missing_ok=True)
-            raise DownloadError(f"Could not download {url} ({error}). Check the internet connection, or download the "
-                                f"file by hand and unpack it into '{folder}' (expected: {expected}).") from error
+            raise DownloadError(
+                f"Could not download {url} ({error}). Check the internet connection, or download the "
+                f"file by hand and unpack it into '{folder}' (expected: {expected})."
+            ) from error
         partial.rename(archive)
     try:
         with zipfile.ZipFile(archive) as z:
             z.extractall(folder)
     except zipfile.BadZipFile as error:
         archive.unlink(missing_ok=True)
-        raise DownloadError(f"The file downloaded from {url} is not a valid zip archive ({error}); it was removed. "
-                            "Run the download again.") from error
+        raise DownloadError(
+            f"The file downloaded from {url} is not a valid zip archive ({error}); it was removed. "
+            "Run the download again."
+        ) from error
     archive.unlink()
     if not is_complete(target):
         raise DownloadError(f"The archive from {url} did not contain {expected}; unpacked into '{folder}'.")

@@ -18,8 +18,9 @@ from ..data import Collection, image_files, load_image, masks_from_label_map
 from .protocol import protocol_indices
 
 
-def load_pennfudan(root: str | Path | None = None, max_images: int | None = None,
-                   protocol_split: str | None = None) -> Collection:
+def load_pennfudan(
+    root: str | Path | None = None, max_images: int | None = None, protocol_split: str | None = None
+) -> Collection:
     """The Penn-Fudan collection (category ``"person"``), images sorted by name.
 
     Args:
@@ -41,8 +42,10 @@ def load_pennfudan(root: str | Path | None = None, max_images: int | None = None
     for path in paths:
         mask_path = root / "PedMasks" / f"{path.stem}_mask.png"
         if not mask_path.is_file():
-            raise FileNotFoundError(f"Mask '{mask_path}' for image '{path.name}' is missing; the Penn-Fudan folder "
-                                    "looks incomplete. Download the data set again.")
+            raise FileNotFoundError(
+                f"Mask '{mask_path}' for image '{path.name}' is missing; the Penn-Fudan folder "
+                "looks incomplete. Download the data set again."
+            )
         images.append(load_image(path))
         with Image.open(mask_path) as mask_image:
             masks.append(masks_from_label_map(np.asarray(mask_image)))

@@ -25,19 +25,23 @@ from skimage import draw
 from ..data import Collection
 
 # Background colour pairs (R ≤ 120 before noise, so R ≤ 140 after it).
-_BACKGROUND_COLOURS = np.array([
-    [(40, 70, 150), (90, 130, 200)],  # blues
-    [(40, 110, 50), (110, 160, 90)],  # greens
-    [(30, 110, 120), (90, 170, 170)],  # teals
-    [(80, 80, 85), (120, 125, 130)],  # greys
-    [(80, 50, 120), (120, 100, 170)],  # purples
-], dtype=np.float64)
+_BACKGROUND_COLOURS = np.array(
+    [
+        [(40, 70, 150), (90, 130, 200)],  # blues
+        [(40, 110, 50), (110, 160, 90)],  # greens
+        [(30, 110, 120), (90, 170, 170)],  # teals
+        [(80, 80, 85), (120, 125, 130)],  # greys
+        [(80, 50, 120), (120, 100, 170)],  # purples
+    ],
+    dtype=np.float64,
+)
 _OBJECT_LIGHT = np.array([235.0, 70.0, 40.0])
 _OBJECT_DARK = np.array([170.0, 30.0, 20.0])
 
 
-def synthetic_collection(n_images: int = 6, size: tuple[int, int] = (128, 160), instances: tuple[int, int] = (1, 3),
-                         seed: int = 0) -> Collection:
+def synthetic_collection(
+    n_images: int = 6, size: tuple[int, int] = (128, 160), instances: tuple[int, int] = (1, 3), seed: int = 0
+) -> Collection:
     """``n_images`` procedural images ``(H, W, 3) uint8`` with exact instance masks.
 
     Args:
@@ -108,8 +112,9 @@ def _place_instances(rng: np.random.Generator, height: int, width: int, count: i
                 continue
             centre_r = rng.uniform(reach, height - reach)
             centre_c = rng.uniform(reach, width - reach)
-            rr, cc = draw.ellipse(centre_r, centre_c, r_radius, c_radius, shape=(height, width),
-                                  rotation=rng.uniform(-np.pi, np.pi))
+            rr, cc = draw.ellipse(
+                centre_r, centre_c, r_radius, c_radius, shape=(height, width), rotation=rng.uniform(-np.pi, np.pi)
+            )
             mask = np.zeros((height, width), bool)
             mask[rr, cc] = True
             if mask.sum() < 20:

@@ -25,8 +25,13 @@ from ..data import Collection, load_image
 from .protocol import protocol_indices
 
 
-def load_via(json_path: str | Path, image_dir: str | Path | None = None, category: str = "balloon",
-             max_images: int | None = None, protocol_split: str | None = None) -> Collection:
+def load_via(
+    json_path: str | Path,
+    image_dir: str | Path | None = None,
+    category: str = "balloon",
+    max_images: int | None = None,
+    protocol_split: str | None = None,
+) -> Collection:
     """A collection from a VIA project file; images sorted by file name.
 
     Args:
@@ -48,7 +53,9 @@ def load_via(json_path: str | Path, image_dir: str | Path | None = None, categor
         project = json.load(f)
     entries = project.get("_via_img_metadata", project)
     if not isinstance(entries, dict) or not all(isinstance(e, dict) and "filename" in e for e in entries.values()):
-        raise ValueError(f"'{json_path}' does not look like a VIA project file (entries with 'filename' and 'regions').")
+        raise ValueError(
+            f"'{json_path}' does not look like a VIA project file (entries with 'filename' and 'regions')."
+        )
     entries = sorted(entries.values(), key=lambda e: e["filename"])
     entries = [entries[i] for i in protocol_indices([e["filename"] for e in entries], protocol_split)]
     if max_images is not None:
@@ -57,8 +64,10 @@ def load_via(json_path: str | Path, image_dir: str | Path | None = None, categor
     for entry in entries:
         path = image_dir / entry["filename"]
         if not path.is_file():
-            raise FileNotFoundError(f"Image '{entry['filename']}' referenced by '{json_path}' is not in '{image_dir}'. "
-                                    "Put the images next to the json file or pass image_dir=.")
+            raise FileNotFoundError(
+                f"Image '{entry['filename']}' referenced by '{json_path}' is not in '{image_dir}'. "
+                "Put the images next to the json file or pass image_dir=."
+            )
         image = load_image(path)
         regions = entry.get("regions") or []
         regions = list(regions.values()) if isinstance(regions, dict) else list(regions)
@@ -83,8 +92,9 @@ def region_mask(shape: dict, size: tuple[int, int], filename: str = "") -> np.nd
     elif kind == "circle":
         rows, cols = draw.disk((shape["cy"], shape["cx"]), shape["r"], shape=size)
     elif kind == "ellipse":
-        rows, cols = draw.ellipse(shape["cy"], shape["cx"], shape["ry"], shape["rx"], shape=size,
-                                  rotation=-float(shape.get("theta", 0.0)))
+        rows, cols = draw.ellipse(
+            shape["cy"], shape["cx"], shape["ry"], shape["rx"], shape=size, rotation=-float(shape.get("theta", 0.0))
+        )
     else:
         warnings.warn(f"Skipping a VIA region of unsupported shape {kind!r} in '{filename}'.", stacklevel=2)
         return None
@@ -92,8 +102,12 @@ def region_mask(shape: dict, size: tuple[int, int], filename: str = "") -> np.nd
     return mask
 
 
-def load_balloon(root: str | Path | None = None, split: str = "train", max_images: int | None = None,
-                 protocol_split: str | None = None) -> Collection:
+def load_balloon(
+    root: str | Path | None = None,
+    split: str = "train",
+    max_images: int | None = None,
+    protocol_split: str | None = None,
+) -> Collection:
     """The balloon data set (VIA polygons): ``root/split/via_region_data.json`` with its JPEGs.
 
     ``root`` defaults to ``data_root("balloon")``. ``split`` is the data set's folder (``"train"``, ``"val"``);
@@ -105,5 +119,7 @@ def load_balloon(root: str | Path | None = None, split: str = "train", max_image
         root = data_root("balloon")
     json_path = Path(root) / split / "via_region_data.json"
     if not json_path.is_file():
-        raise FileNotFoundError(f"'{json_path}' not found; expected the balloon layout root/{split}/via_region_data.json.")
+        raise FileNotFoundError(
+            f"'{json_path}' not found; expected the balloon layout root/{split}/via_region_data.json."
+        )
     return load_via(json_path, category="balloon", max_images=max_images, protocol_split=protocol_split)

@@ -41,16 +41,51 @@ from PIL import Image
 from ..data import Collection, CollectionError, ImageLoadError, load_image
 
 #: The 20 PASCAL VOC classes; label value c in the class maps is ``VOC_CLASSES[c - 1]``.
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-               "tvmonitor")
+VOC_CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 #: VOC class name → the COCO category name of the same objects (all 20 VOC classes exist in COCO).
 VOC_TO_COCO = {
-    "aeroplane": "airplane", "bicycle": "bicycle", "bird": "bird", "boat": "boat", "bottle": "bottle",
-    "bus": "bus", "car": "car", "cat": "cat", "chair": "chair", "cow": "cow", "diningtable": "dining table",
-    "dog": "dog", "horse": "horse", "motorbike": "motorcycle", "person": "person", "pottedplant": "potted plant",
-    "sheep": "sheep", "sofa": "couch", "train": "train", "tvmonitor": "tv",
+    "aeroplane": "airplane",
+    "bicycle": "bicycle",
+    "bird": "bird",
+    "boat": "boat",
+    "bottle": "bottle",
+    "bus": "bus",
+    "car": "car",
+    "cat": "cat",
+    "chair": "chair",
+    "cow": "cow",
+    "diningtable": "dining table",
+    "dog": "dog",
+    "horse": "horse",
+    "motorbike": "motorcycle",
+    "person": "person",
+    "pottedplant": "potted plant",
+    "sheep": "sheep",
+    "sofa": "couch",
+    "train": "train",
+    "tvmonitor": "tv",
 }
 
 #: Label value of void / object-boundary pixels in VOC PNGs.
@@ -71,9 +106,11 @@ def instances_from_voc_pngs(object_png: str | Path, class_png: str | Path) -> tu
     objects, object_path = _read_label_png(object_png), Path(object_png)
     classes_map = _read_label_png(class_png)
     if objects.shape != classes_map.shape:
-        raise CollectionError(f"'{object_path.name}' is {objects.shape[0]}×{objects.shape[1]} but its class map "
-                              f"'{Path(class_png).name}' is {classes_map.shape[0]}×{classes_map.shape[1]} (H×W); "
-                              "the two files must come from the same image.")
+        raise CollectionError(
+            f"'{object_path.name}' is {objects.shape[0]}×{objects.shape[1]} but its class map "
+            f"'{Path(class_png).name}' is {classes_map.shape[0]}×{classes_map.shape[1]} (H×W); "
+            "the two files must come from the same image."
+        )
     labels = np.unique(objects)
     labels = labels[(labels != 0) & (labels != VOID)]
     masks = objects[None, :, :] == labels[:, None, None]
@@ -82,8 +119,10 @@ def instances_from_voc_pngs(object_png: str | Path, class_png: str | Path) -> tu
         under = classes_map[mask]
         under = under[(under != 0) & (under != VOID)]
         if under.size == 0:
-            raise CollectionError(f"Instance {label} of '{object_path.name}' has no class in '{Path(class_png).name}' "
-                                  "(only background or void under it); the two maps do not match.")
+            raise CollectionError(
+                f"Instance {label} of '{object_path.name}' has no class in '{Path(class_png).name}' "
+                "(only background or void under it); the two maps do not match."
+            )
         classes.append(int(np.bincount(under).argmax()))
     return masks, np.array(classes, dtype=int)
 
@@ -111,8 +150,10 @@ def instances_from_sbd_mat(mat_path: str | Path) -> tuple[np.ndarray, np.ndarray
     labels = np.unique(segmentation)
     labels = labels[(labels != 0) & (labels != VOID)].astype(int)
     if labels.size and labels.max() > categories.size:
-        raise CollectionError(f"'{mat_path}' has instance label {labels.max()} but only {categories.size} entries in "
-                              "GTinst.Categories; the file is inconsistent.")
+        raise CollectionError(
+            f"'{mat_path}' has instance label {labels.max()} but only {categories.size} entries in "
+            "GTinst.Categories; the file is inconsistent."
+        )
     masks = segmentation[None, :, :] == labels[:, None, None]
     return masks, categories[labels - 1]
 
@@ -120,9 +161,14 @@ def instances_from_sbd_mat(mat_path: str | Path) -> tuple[np.ndarray, np.ndarray
 # ------------------------------------------------------------------ collections
 
 
-def load_voc_instances(root: str | Path, image_set_file: str | Path | Sequence[str] | None = None,
-                       category: str | int | None = None, max_images: int | None = None, min_instances: int = 1,
-                       require_single_category: bool = False) -> Collection:
+def load_voc_instances(
+    root: str | Path,
+    image_set_file: str | Path | Sequence[str] | None = None,
+    category: str | int | None = None,
+    max_images: int | None = None,
+    min_instances: int = 1,
+    require_single_category: bool = False,
+) -> Collection:
     """A collection of VOC 2012 or SBD images with their instance masks.
 
     Args:
@@ -166,20 +212,26 @@ def load_voc_instances(root: str | Path, image_set_file: str | Path | Sequence[s
         wanted = "any class" if class_index is None else f"'{VOC_CLASSES[class_index - 1]}'"
         present = ", ".join(f"{VOC_CLASSES[c - 1]} ({n} images)" for c, n in sorted(found.items())) or "none"
         rule = " and no other class" if require_single_category else ""
-        raise CollectionError(f"Only {len(selected)} of the {len(ids)} images in '{root}' have ≥ {min_instances} "
-                              f"instance(s) of {wanted}{rule}; a collection needs at least 2. Classes present: "
-                              f"{present}.")
+        raise CollectionError(
+            f"Only {len(selected)} of the {len(ids)} images in '{root}' have ≥ {min_instances} "
+            f"instance(s) of {wanted}{rule}; a collection needs at least 2. Classes present: "
+            f"{present}."
+        )
     images, paths, gt_masks, classes_seen = [], [], [], set()
     image_folder = root / ("JPEGImages" if layout == "voc" else "img")
     for image_id, masks, classes in selected:
         path = image_folder / f"{image_id}.jpg"
         if not path.is_file():
-            raise ImageLoadError(f"Image '{path.name}' (id {image_id}) has ground truth but is missing from "
-                                 f"'{image_folder}'. The data set looks incomplete; unpack it again.")
+            raise ImageLoadError(
+                f"Image '{path.name}' (id {image_id}) has ground truth but is missing from "
+                f"'{image_folder}'. The data set looks incomplete; unpack it again."
+            )
         image = load_image(path)
         if masks.shape[1:] != image.shape[:2]:
-            raise CollectionError(f"The ground truth of '{image_id}' is {masks.shape[1]}×{masks.shape[2]} but the image "
-                                  f"'{path}' is {image.shape[0]}×{image.shape[1]} (H×W); the files do not belong together.")
+            raise CollectionError(
+                f"The ground truth of '{image_id}' is {masks.shape[1]}×{masks.shape[2]} but the image "
+                f"'{path}' is {image.shape[0]}×{image.shape[1]} (H×W); the files do not belong together."
+            )
         images.append(image)
         paths.append(path)
         gt_masks.append(masks)
@@ -219,9 +271,11 @@ def _read_label_png(path: str | Path) -> np.ndarray:
         raise FileNotFoundError(f"Label file '{path}' is missing; the VOC folder looks incomplete.")
     with Image.open(path) as image:
         if image.mode not in ("P", "L"):
-            raise CollectionError(f"'{path}' is a {image.mode} image; VOC label maps must be palette (indexed) PNGs "
-                                  "whose pixel values are labels. Use the original files: re-saving them as RGB "
-                                  "turns labels into colours.")
+            raise CollectionError(
+                f"'{path}' is a {image.mode} image; VOC label maps must be palette (indexed) PNGs "
+                "whose pixel values are labels. Use the original files: re-saving them as RGB "
+                "turns labels into colours."
+            )
         return np.asarray(image, dtype=np.uint8)
 
 
@@ -233,8 +287,10 @@ def _find_layout(root: str | Path) -> tuple[Path, str]:
             return folder, "voc"
         if (folder / "inst").is_dir():
             return folder, "sbd"
-    raise FileNotFoundError(f"'{root}' is neither a VOC 2012 folder (with SegmentationObject/, SegmentationClass/, "
-                            "JPEGImages/) nor an SBD folder (with inst/ and img/).")
+    raise FileNotFoundError(
+        f"'{root}' is neither a VOC 2012 folder (with SegmentationObject/, SegmentationClass/, "
+        "JPEGImages/) nor an SBD folder (with inst/ and img/)."
+    )
 
 
 def _image_ids(root: Path, layout: str, image_set: str | Path | Sequence[str] | None) -> list[str]:
@@ -246,10 +302,14 @@ def _image_ids(root: Path, layout: str, image_set: str | Path | Sequence[str] | 
         return [str(i).strip() for i in image_set]
     path = Path(image_set)
     if not path.is_file():
-        named = root / "ImageSets" / "Segmentation" / f"{image_set}.txt" if layout == "voc" else root / f"{image_set}.txt"
+        named = (
+            root / "ImageSets" / "Segmentation" / f"{image_set}.txt" if layout == "voc" else root / f"{image_set}.txt"
+        )
         if not named.is_file():
-            raise FileNotFoundError(f"Image set '{image_set}' not found (looked for '{path}' and '{named}'). "
-                                    "Pass a text file of ids, a list of ids, or a split name such as 'val'.")
+            raise FileNotFoundError(
+                f"Image set '{image_set}' not found (looked for '{path}' and '{named}'). "
+                "Pass a text file of ids, a list of ids, or a split name such as 'val'."
+            )
         path = named
     return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
 
@@ -259,8 +319,11 @@ def _read_instances(root: Path, layout: str, image_id: str) -> tuple[np.ndarray,
         object_png = root / "SegmentationObject" / f"{image_id}.png"
         class_png = root / "SegmentationClass" / f"{image_id}.png"
         if not object_png.is_file():
-            warnings.warn(f"Image id '{image_id}' has no instance annotation ({object_png.name}); skipping it. "
-                          "(VOC annotates instances only for the Segmentation image sets.)", stacklevel=3)
+            warnings.warn(
+                f"Image id '{image_id}' has no instance annotation ({object_png.name}); skipping it. "
+                "(VOC annotates instances only for the Segmentation image sets.)",
+                stacklevel=3,
+            )
             return np.zeros((0, 1, 1), bool), np.zeros(0, int)
         return instances_from_voc_pngs(object_png, class_png)
     mat = root / "inst" / f"{image_id}.mat"
