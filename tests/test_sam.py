@@ -226,6 +226,9 @@ def test_command_line_chooses_the_proposal_source():
     parser = argparse.ArgumentParser()
     _add_common(parser)
     assert _config(parser.parse_args(["--proposals", "sam"])).proposals == "sam"
-    assert _config(parser.parse_args([])).proposals == "hierarchy"
+    assert _config(parser.parse_args(["--preset", "lite", "--proposals", "sam"])).proposals == "sam"
+    assert _config(parser.parse_args(["--preset", "dino", "--proposals", "hierarchy"])).proposals == "hierarchy"
+    assert _config(parser.parse_args([])).proposals == "sam"  # the default preset's own choice
+    assert _config(parser.parse_args(["--preset", "lite"])).proposals == "hierarchy"
     with pytest.raises(SystemExit):
         parser.parse_args(["--proposals", "mcg"])
