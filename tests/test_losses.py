@@ -208,7 +208,9 @@ def test_gradcheck_copeak_chain():
 
     peaks = co_peaks(Ts_of(fn, fm, sn, sm))  # fixed set, chosen once
     for form in ("code", "paper"):
-        assert torch.autograd.gradcheck(lambda *x, form=form: copeak_loss(Ts_of(*x), peaks, form=form), (fn, fm, sn, sm))
+        assert torch.autograd.gradcheck(
+            lambda *x, form=form: copeak_loss(Ts_of(*x), peaks, form=form), (fn, fm, sn, sm)
+        )
 
 
 def test_gradcheck_affinity_and_saliency_losses():
