@@ -43,7 +43,8 @@ import numpy as np
 from PIL import Image
 from skimage.draw import polygon
 
-from cosegkit.proposals import generate_proposals, resize_nearest
+from cosegkit.masks import resize_nearest
+from cosegkit.proposals import generate_proposals
 
 VARIANTS = {
     "ward tree": dict(hierarchies=("ward",), cuts=()),

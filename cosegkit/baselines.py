@@ -2,7 +2,8 @@
 
 Two baselines use only the unsupervised saliency prior Ŝ (:mod:`cosegkit.saliency`):
 
-- :func:`prior_components`: threshold Ŝ at its mean; every connected blob is an instance.
+- :func:`prior_components`: threshold Ŝ at its mean; every connected blob is an instance
+  (defined in :mod:`cosegkit.masks`, where DDT finds it too).
 - :func:`top_proposals_by_saliency`: the ``k`` proposals that best match the prior (soft IoU,
   or the contrast of mean Ŝ inside and outside), de-duplicated by mask NMS.
 
@@ -25,9 +26,9 @@ Example::
 from __future__ import annotations
 
 import numpy as np
-import scipy.ndimage as ndi
 
-from .proposals import Proposals, resize_nearest
+from .masks import prior_components, resize_nearest
+from .proposals import Proposals
 from .saliency import resize_map
 
 __all__ = [
@@ -39,42 +40,6 @@ __all__ = [
     "best_proposal_iou",
     "oracle_per_peak",
 ]
-
-
-def prior_components(
-    prior: np.ndarray,
-    image_shape: tuple[int, int] | None = None,
-    min_fraction: float = 1e-3,
-    threshold: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Connected components of ``prior > mean(prior)`` as instances.
-
-    Args:
-        prior: ``(h, w)`` saliency map (any scale; usually Ŝ in [0, 1]).
-        image_shape: ``(H, W)`` of the returned masks (nearest-neighbour resize of the
-            component labels); default ``(h, w)``.
-        min_fraction: components smaller than this fraction of the image (0.1 %) are dropped.
-        threshold: split the map here instead of at its mean.
-
-    Returns:
-        masks ``(K, H, W)`` bool and scores ``(K,)``, best first. A component's score is its
-        *saliency mass* Σ Ŝ over its pixels / (h·w) = mean Ŝ inside × its area fraction, so
-        big and strongly salient blobs rank first. Components are 8-connected.
-    """
-    prior = np.asarray(prior, dtype=np.float64)
-    if prior.ndim != 2:
-        raise ValueError(f"prior must be one (h, w) map; got shape {prior.shape}.")
-    h, w = prior.shape
-    image_shape = (h, w) if image_shape is None else tuple(int(s) for s in image_shape)
-    split = prior.mean() if threshold is None else threshold
-    labels, n = ndi.label(prior > split, structure=np.ones((3, 3), dtype=bool))
-    areas = np.bincount(labels.ravel(), minlength=n + 1)
-    mass = np.bincount(labels.ravel(), weights=prior.ravel(), minlength=n + 1) / (h * w)
-    ids = np.flatnonzero(areas >= min_fraction * h * w)
-    ids = ids[ids > 0]  # label 0 is the background
-    ids = ids[np.argsort(-mass[ids], kind="stable")]
-    full = labels if image_shape == (h, w) else resize_nearest(labels, image_shape)
-    return full[None] == ids[:, None, None], mass[ids]
 
 
 def _as_proposals(proposals) -> Proposals:

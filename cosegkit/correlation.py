@@ -4,6 +4,7 @@ For a pair of images n, m with feature maps over an h × w grid::
 
     f(p) − μ    (optional) minus the mean descriptor μ      center_features
     f̂(p)        = f(p) / sqrt(‖f(p)‖² + eps)              normalize_features
+                  (both steps, as training takes them)      correlation_features
     T_nm(p, q)  = ⟨f̂n(p), f̂m(q)⟩                          correlation_tensor
     Tˢ_nm(p, q) = S̃n(p) · S̃m(q) · T_nm(p, q)               saliency_guided
     co-peak     = local maximum of Tˢ in a 3×3×3×3 window    co_peaks
@@ -47,6 +48,23 @@ def normalize_features(features: torch.Tensor, eps: float = 0.01) -> torch.Tenso
     if features.dim() != 4:
         raise ValueError(f"features must have shape (B, C, h, w); got {tuple(features.shape)}.")
     return features / torch.sqrt(features.pow(2).sum(dim=1, keepdim=True) + eps)
+
+
+FEATURE_CENTERINGS = ("none", "batch")
+
+
+def correlation_features(features: torch.Tensor, centering: str = "none", eps: float = 0.01) -> torch.Tensor:
+    """The features f̂ that T is built from: optionally centred, then normalised. ``(B, C, h, w)`` → same shape.
+
+    centering: ``"none"`` (the paper) leaves F as it is; ``"batch"`` first subtracts the mean descriptor of
+    all B maps (:func:`center_features`). Centre the whole batch — both images of every pair — in one call,
+    before splitting it into pairs. eps: see :func:`normalize_features`.
+    """
+    if centering == "none":
+        return normalize_features(features, eps=eps)
+    if centering == "batch":
+        return normalize_features(center_features(features), eps=eps)
+    raise ValueError(f"feature_centering must be one of {FEATURE_CENTERINGS}, got {centering!r}")
 
 
 def correlation_tensor(features_n: torch.Tensor, features_m: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .baselines import prior_components
+from .masks import prior_components
 from .saliency import resize_map
 
 __all__ = ["common_direction", "ddt_maps", "ddt_components", "collection_features", "fit_logistic", "ddt_head"]

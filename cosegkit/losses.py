@@ -10,10 +10,14 @@ Per image, against an unsupervised saliency prior Ŝ:
 
     saliency  ℓs = mean_p ρ(p) (S(p) − Ŝ(p))²                        saliency_loss
 
+Per batch of images, the pairs (k, k + B/2) — what training minimises:
+
+    Σ_pairs [λt ℓt + λa ℓa] + λs Σ_images ℓs                                training_losses
+
 Shapes: features ``(B, C, h, w)``, low-resolution co-saliency S̃ ``(B, h, w)``,
 correlation tensors ``(B, h, w, h, w)``, full-resolution maps ``(B, H, W)``.
-Every loss returns one value per pair (or image), shape ``(B,)``; the caller
-weights and sums them.
+Every loss returns one value per pair (or image), shape ``(B,)``;
+:func:`training_losses` weights and sums them, exactly as :func:`cosegkit.train.fit` does.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .correlation import co_peaks, correlation_tensor, saliency_guided
+from .correlation import co_peaks, correlation_features, correlation_tensor, saliency_guided
 
 
 def copeak_loss(Ts: torch.Tensor, peaks: torch.Tensor, form: str = "code", eps: float = 1e-6) -> torch.Tensor:
@@ -173,3 +177,81 @@ def pair_losses(
         ),
         "num_peaks": peaks.flatten(1).sum(dim=1),
     }
+
+
+def pair_indices(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs inside a batch: (0, B/2), (1, B/2+1), … — (1,4), (2,5), (3,6) for B = 6. Returns n, m ``(B//2,)``."""
+    half = batch_size // 2
+    return torch.arange(half), torch.arange(half, 2 * half)
+
+
+def training_losses(
+    features: torch.Tensor,
+    saliency_low: torch.Tensor,
+    saliency: torch.Tensor,
+    priors: torch.Tensor,
+    *,
+    feature_centering: str = "none",
+    feature_eps: float = 0.01,
+    alpha: float = 4.0,
+    copeak_form: str = "code",
+    affinity_reduction: str = "mean",
+    copeak_window: int = 3,
+    copeak_threshold: str | float | None = "median",
+    lambda_copeak: float = 0.5,
+    lambda_affinity: float = 0.1,
+    lambda_saliency: float = 1.0,
+) -> dict[str, torch.Tensor]:
+    """The loss of one training batch, ``Σ_pairs [λt ℓt + λa ℓa] + λs Σ_images ℓs``, and its parts.
+
+    features: the backbone's features F ``(B, C, h, w)`` (not yet normalised); saliency_low: S̃ ``(B, h, w)``;
+    saliency: S ``(B, H, W)``; priors: Ŝ ``(B, H, W)``. Image k is paired with image k + B/2 (:func:`pair_indices`).
+    The keywords are the :class:`cosegkit.config.Config` fields of the same names (:func:`loss_options`):
+    the features are centred and normalised (:func:`cosegkit.correlation.correlation_features`), then
+    :func:`pair_losses` and :func:`saliency_loss` give the parts.
+
+    Returns scalars: ``total``, and ``copeak``, ``affinity`` (summed over pairs), ``saliency`` (summed
+    over images), ``copeaks_per_pair`` (the mean number of co-peaks, for logging).
+    """
+    n, m = pair_indices(features.shape[0])
+    f_hat = correlation_features(features, feature_centering, eps=feature_eps)
+    pairs = pair_losses(
+        f_hat[n],
+        f_hat[m],
+        saliency_low[n],
+        saliency_low[m],
+        alpha=alpha,
+        copeak_form=copeak_form,
+        affinity_reduction=affinity_reduction,
+        window=copeak_window,
+        threshold=copeak_threshold,
+    )
+    copeak = pairs["copeak"].sum()
+    affinity = pairs["affinity"].sum()
+    saliency = saliency_loss(saliency, priors).sum()
+    return {
+        "total": lambda_copeak * copeak + lambda_affinity * affinity + lambda_saliency * saliency,
+        "copeak": copeak,
+        "affinity": affinity,
+        "saliency": saliency,
+        "copeaks_per_pair": pairs["num_peaks"].sum() / len(n),
+    }
+
+
+LOSS_FIELDS = (
+    "feature_centering",
+    "feature_eps",
+    "alpha",
+    "copeak_form",
+    "affinity_reduction",
+    "copeak_window",
+    "copeak_threshold",
+    "lambda_copeak",
+    "lambda_affinity",
+    "lambda_saliency",
+)
+
+
+def loss_options(config) -> dict:
+    """The keyword arguments of :func:`training_losses` read from a :class:`cosegkit.config.Config`."""
+    return {name: getattr(config, name) for name in LOSS_FIELDS}

@@ -51,6 +51,8 @@ import scipy.ndimage as ndi
 import scipy.sparse as sp
 from skimage import color, filters, segmentation, transform, util
 
+from .masks import resize_nearest
+
 __all__ = [
     "Proposals",
     "generate_proposals",
@@ -63,7 +65,6 @@ __all__ = [
     "tree_membership",
     "adjacent_groups",
     "unique_rows",
-    "resize_nearest",
 ]
 
 
@@ -297,15 +298,6 @@ class Proposals:
         signature = bits.view(np.dtype((np.void, bits.shape[1]))).ravel()
         _, first, leaf = np.unique(signature, return_index=True, return_inverse=True)
         return cls(leaf.reshape(h, w).astype(np.int32), sp.csr_matrix(flat[:, first]))
-
-
-def resize_nearest(labels: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a 2-D array (pixel centres aligned). ``(h, w)`` → ``out_shape``."""
-    h, w = labels.shape
-    H, W = (int(s) for s in out_shape)
-    rows = np.minimum(((np.arange(H) + 0.5) * h / H).astype(np.int64), h - 1)
-    cols = np.minimum(((np.arange(W) + 0.5) * w / W).astype(np.int64), w - 1)
-    return labels[rows[:, None], cols[None, :]]
 
 
 def as_proposals(obj, image: np.ndarray) -> Proposals:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .masks import mask_nms
+
 # γ = 1e-5 was set for ⟨1 − S, P⟩ counted in pixels on images of about this size
 # (PASCAL VOC / COCO photos are ~500 × 375 at their original resolution, which is also
 # `Config.proposal_max_side`). gamma_mode="area" rescales the term to this many pixels.
@@ -213,52 +215,6 @@ def select_per_peak(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("There are no proposals to choose from; check the proposal generator's area limits.")
     best_index = scores.argmax(axis=0)
     return best_index, scores[best_index, np.arange(scores.shape[1])]
-
-
-def mask_iou(masks_a: np.ndarray, masks_b: np.ndarray) -> np.ndarray:
-    """IoU of every pair of boolean masks. ``(Ka, H, W)`` × ``(Kb, H, W)`` → ``(Ka, Kb)`` float64.
-
-    Masks are flattened and the intersections computed as one matrix product (float32 is
-    exact for counts below 2²⁴ pixels, float64 above). Two empty masks have IoU 0.
-    """
-    a = np.asarray(masks_a, dtype=bool)
-    b = np.asarray(masks_b, dtype=bool)
-    if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:]:
-        raise ValueError(f"masks must be (K, H, W) with the same (H, W); got {a.shape} and {b.shape}.")
-    dtype = np.float32 if a.shape[1] * a.shape[2] < 2**24 else np.float64
-    a = a.reshape(len(a), -1).astype(dtype)
-    b = b.reshape(len(b), -1).astype(dtype)
-    inter = (a @ b.T).astype(np.float64)
-    union = a.sum(axis=1, dtype=np.float64)[:, None] + b.sum(axis=1, dtype=np.float64)[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def mask_nms(masks_or_iou: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.4) -> np.ndarray:
-    """Greedy mask non-maximum suppression. → kept indices ``(K',)``, best score first.
-
-    masks_or_iou: boolean masks ``(K, H, W)`` or their precomputed IoU matrix ``(K, K)``;
-    scores: ``(K,)``. Visit the masks by decreasing score (ties: lower index first) and drop
-    a mask whose IoU with an already kept mask is ≥ ``iou_threshold``.
-    """
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    x = np.asarray(masks_or_iou)
-    if x.ndim == 3:
-        iou = mask_iou(x, x)
-    elif x.ndim == 2 and x.shape[0] == x.shape[1]:
-        iou = x
-    else:
-        raise ValueError(f"mask_nms needs masks (K, H, W) or an IoU matrix (K, K); got shape {x.shape}.")
-    if len(iou) != len(scores):
-        raise ValueError(f"{len(iou)} masks but {len(scores)} scores.")
-    order = np.argsort(-scores, kind="stable")
-    suppressed = np.zeros(len(scores), dtype=bool)
-    kept = []
-    for i in order:  # loop over masks (tens), not pixels
-        if suppressed[i]:
-            continue
-        kept.append(i)
-        suppressed |= iou[i] >= iou_threshold
-    return np.asarray(kept, dtype=np.int64)
 
 
 def class_filter(scores_per_image: list[np.ndarray], percentile: float = 20.0) -> list[np.ndarray]:

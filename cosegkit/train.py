@@ -6,9 +6,10 @@ themselves. Inside a batch of six the pairs are (1, 4), (2, 5), (3, 6). For ever
 
     loss = Σ_pairs [λt · co-peak loss + λa · affinity loss] + λs · Σ_images saliency loss
 
-The optimiser is Adam with classic (coupled) L2 weight decay; biases learn
-``bias_lr_mult`` times faster; batch-norm scale and shift learn at the plain rate, undecayed. With ``Config.trainable_blocks = k`` only the last
-k backbone blocks and the head are trained and the frozen front is computed once.
+The losses are :func:`cosegkit.losses.training_losses`. The optimiser is Adam with classic (coupled)
+L2 weight decay; biases learn ``bias_lr_mult`` times faster; batch-norm scale and shift learn at the plain
+rate, undecayed. With ``Config.trainable_blocks = k`` only the last k backbone blocks and the head are
+trained and the frozen front is computed once.
 
 Checkpoints are written atomically after every epoch; ``fit(..., resume=True)``
 continues an interrupted run and ends exactly where an uninterrupted run ends.
@@ -27,10 +28,10 @@ from tqdm.auto import tqdm
 
 from . import atomic
 from .config import TRAINING_FIELDS, Config
-from .correlation import center_features, co_peaks, correlation_tensor, normalize_features, saliency_guided
+from .correlation import FEATURE_CENTERINGS
 from .data import Collection
 from .ddt import ddt_head
-from .losses import affinity_loss, copeak_loss, saliency_loss
+from .losses import loss_options, training_losses
 from .model import CoSaliencyNet, to_input
 
 
@@ -58,7 +59,7 @@ def batch_plan(n_images: int, batch_size: int, rng: np.random.Generator) -> list
     """One epoch of batches: a shuffled order cut into ``batch_size`` pieces; a short last
     batch is filled with randomly chosen images (repeats). Returns a list of index arrays (batch_size,).
 
-    No image is ever paired with itself (:func:`pair_indices`: position k against k + B/2), whose
+    No image is ever paired with itself (:func:`cosegkit.losses.pair_indices`: position k against k + B/2), whose
     correlation would be trivial (Tᵢᵢ's diagonal ≈ 1): a filler that lands opposite an image is drawn
     uniformly from the other N − 1 images; any other filler from all N. With N ≥ 2 that always works.
 
@@ -80,59 +81,17 @@ def batch_plan(n_images: int, batch_size: int, rng: np.random.Generator) -> list
     return batches
 
 
-def pair_indices(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pairs inside a batch: (0, B/2), (1, B/2+1), … — (1,4), (2,5), (3,6) for B = 6."""
-    half = batch_size // 2
-    return torch.arange(half), torch.arange(half, 2 * half)
-
-
-FEATURE_CENTERINGS = ("none", "batch")
-
-
-def correlation_features(features: torch.Tensor, config: Config) -> torch.Tensor:
-    """The features the correlation tensor is built from, ``(B, C, h, w)``: F as it is (``feature_centering="none"``,
-    the paper) or minus the batch's mean descriptor (``"batch"``, :func:`cosegkit.correlation.center_features`)."""
-    if config.feature_centering == "none":
-        return features
-    if config.feature_centering == "batch":
-        return center_features(features)
-    raise ValueError(f"feature_centering must be one of {FEATURE_CENTERINGS}, got {config.feature_centering!r}")
-
-
 def batch_losses(
     net: CoSaliencyNet, front: torch.Tensor, priors: torch.Tensor, config: Config
 ) -> dict[str, torch.Tensor]:
-    """All losses of one batch.
+    """All losses of one batch: the network's outputs fed to :func:`cosegkit.losses.training_losses`.
 
     front (B, C', h', w'): output of the frozen front (the images themselves when nothing is frozen);
     priors (B, S, S). Returns the scalar ``total`` and its three parts, each already summed over pairs/images.
     """
     features = net.tail(front, config.trainable_blocks)
     out = net.heads(features, out_size=priors.shape[-2:])
-    n, m = pair_indices(features.shape[0])
-    f_hat = normalize_features(correlation_features(features, config), eps=config.feature_eps)
-    corr = correlation_tensor(f_hat[n], f_hat[m])
-    guided = saliency_guided(corr, out.saliency_low[n], out.saliency_low[m])
-    peaks = co_peaks(guided.detach(), window=config.copeak_window, threshold=config.copeak_threshold)
-    copeak = copeak_loss(guided, peaks, form=config.copeak_form).sum()
-    affinity = affinity_loss(
-        f_hat[n],
-        f_hat[m],
-        out.saliency_low[n],
-        out.saliency_low[m],
-        alpha=config.alpha,
-        reduction=config.affinity_reduction,
-        T_nm=corr,
-    ).sum()
-    saliency = saliency_loss(out.saliency, priors).sum()
-    total = config.lambda_copeak * copeak + config.lambda_affinity * affinity + config.lambda_saliency * saliency
-    return {
-        "total": total,
-        "copeak": copeak,
-        "affinity": affinity,
-        "saliency": saliency,
-        "copeaks_per_pair": peaks.sum() / len(n),
-    }
+    return training_losses(features, out.saliency_low, out.saliency, priors, **loss_options(config))
 
 
 def make_optimizer(net: CoSaliencyNet, config: Config) -> torch.optim.Adam:

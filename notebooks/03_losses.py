@@ -80,7 +80,7 @@ from IPython.display import display
 
 from cosegkit import preset
 from cosegkit.correlation import center_features, correlation_tensor, normalize_features
-from cosegkit.losses import pair_losses, saliency_loss, saliency_weights
+from cosegkit.losses import pair_losses, saliency_loss, saliency_weights, training_losses
 from cosegkit.model import CoSaliencyNet
 from cosegkit.saliency import saliency_prior
 from cosegkit.widgets import (
@@ -134,8 +134,9 @@ def toy_features(is_object: torch.Tensor, background: str) -> torch.Tensor:
     return torch.where(is_object[None], obj, bg) + 0.05 * torch.rand(3, h, w)
 
 
-f_n = normalize_features(toy_features(object_n, "road")[None])  # (1, 3, 4, 4)
-f_m = normalize_features(toy_features(object_m, "grass")[None])
+F_toy = torch.stack([toy_features(object_n, "road"), toy_features(object_m, "grass")])  # (2, 3, 4, 4): n, m
+f_n = normalize_features(F_toy[:1])  # (1, 3, 4, 4)
+f_m = normalize_features(F_toy[1:])
 print(
     "features",
     tuple(f_n.shape),
@@ -168,8 +169,23 @@ paper = pair_losses(f_n.expand(B, -1, -1, -1), f_m.expand(B, -1, -1, -1), S_n, S
 print(f"{'S̃':>18} | co-peak (code) | co-peak (paper) | affinity | co-peaks")
 for k, name in enumerate(candidates):
     print(
-        f"{name:>18} | {code['copeak'][k]:14.3f} | {paper['copeak'][k]:15.3f} | {code['affinity'][k]:8.3f} | {int(code['num_peaks'][k]):8d}"
+        f"{name:>18} | {code['copeak'][k]:14.3f} | {paper['copeak'][k]:15.3f} | {code['affinity'][k]:8.3f} | "
+        f"{int(code['num_peaks'][k]):8d}"
     )
+
+# %% [markdown]
+# Training calls the same functions. `cosegkit.losses.training_losses` takes a batch of B images
+# (image k is paired with image k + B/2) with their features F, S̃, S and prior Ŝ; it normalises F
+# (centring it first when `feature_centering="batch"`, section 4), calls `pair_losses` and
+# `saliency_loss`, and adds them with the weights λt = 0.5, λa = 0.1, λs = 1. The toy pair as a batch
+# of two images, with the right map as S̃, as S and as its own prior (so ℓs = 0):
+
+# %%
+right = torch.stack([S_n[0], S_m[0]])  # (2, 4, 4): image n, then image m
+batch = training_losses(F_toy, right, right, right)
+print(f"training_losses: total {float(batch['total']):.4f}")
+by_hand = 0.5 * code["copeak"][0] + 0.1 * code["affinity"][0]
+print(f"0.5 · co-peak + 0.1 · affinity of the table's first row: {float(by_hand):.4f}")
 
 # %% [markdown]
 # Read the table row by row:
@@ -214,7 +230,8 @@ prior = torch.from_numpy(saliency_prior(image))[None]  # (1, H, W) in [0, 1]
 rho = saliency_weights(prior)  # (1, H, W)
 epsilon = float((prior > prior.mean()).float().mean())
 print(
-    f"prior {tuple(prior.shape)} | mean {prior.mean():.3f} | salient fraction ε = {epsilon:.3f} → ρ = {1 - epsilon:.3f} on salient pixels, {epsilon:.3f} elsewhere"
+    f"prior {tuple(prior.shape)} | mean {prior.mean():.3f} | salient fraction ε = {epsilon:.3f} → "
+    f"ρ = {1 - epsilon:.3f} on salient pixels, {epsilon:.3f} elsewhere"
 )
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))

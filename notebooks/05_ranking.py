@@ -323,7 +323,7 @@ ranking_explorer(result, i=0)
 #
 # Write `my_nms(masks, scores, iou_threshold)` — masks (K, H, W) bool, scores (K,) —
 # returning the indices kept, best first, and check it against
-# `cosegkit.ranking.mask_nms` on this image's instances *before* NMS (all best
+# `cosegkit.masks.mask_nms` on this image's instances *before* NMS (all best
 # proposals of the peaks: `result.rerank(nms_iou=1.0)[i]`).
 #
 # <details>

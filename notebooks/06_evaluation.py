@@ -108,7 +108,7 @@ for name, value in metrics.items():
 # correct (that is CorLocʳ's question).
 
 # %%
-from cosegkit.ranking import mask_iou
+from cosegkit.masks import mask_iou
 
 print(f"{'image':>16} | true | predicted | top-mask IoU | CorLoc")
 for r, gt in zip(result.images, truth):

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from cosegkit.correlation import (
     center_features,
     co_peaks,
+    correlation_features,
     correlation_tensor,
     max_filter_4d,
     normalize_features,
@@ -94,6 +95,14 @@ def test_centred_correlation_separates_what_uncentred_cannot():
 def test_center_features_refuses_a_wrong_shape():
     with pytest.raises(ValueError, match=r"\(B, C, h, w\)"):
         center_features(torch.zeros(3, 4))
+
+
+def test_correlation_features_centre_then_normalise():
+    f = torch.rand(4, 3, 2, 2, dtype=torch.float64)
+    assert torch.equal(correlation_features(f), normalize_features(f))
+    assert torch.equal(correlation_features(f, "batch", eps=0.1), normalize_features(center_features(f), eps=0.1))
+    with pytest.raises(ValueError, match="feature_centering must be one of"):
+        correlation_features(f, "image")
 
 
 # ----------------------------------------------------------------- correlation_tensor

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from cosegkit.evaluate import average_precision, coco_segm_ap, corloc_r, evaluate, map_r, mask_iou, saliency_auc
+from cosegkit.evaluate import average_precision, coco_segm_ap, corloc_r, evaluate, map_r, saliency_auc
+from cosegkit.masks import mask_iou
 
 
 def box(h, w, rows, cols):

@@ -208,7 +208,9 @@ def test_gradcheck_copeak_chain():
 
     peaks = co_peaks(Ts_of(fn, fm, sn, sm))  # fixed set, chosen once
     for form in ("code", "paper"):
-        assert torch.autograd.gradcheck(lambda *x: copeak_loss(Ts_of(*x), peaks, form=form), (fn, fm, sn, sm))
+        assert torch.autograd.gradcheck(
+            lambda *x, form=form: copeak_loss(Ts_of(*x), peaks, form=form), (fn, fm, sn, sm)
+        )
 
 
 def test_gradcheck_affinity_and_saliency_losses():
@@ -224,3 +226,18 @@ def test_gradcheck_affinity_and_saliency_losses():
     S = torch.rand(2, 5, 4, **f64, requires_grad=True)
     prior = torch.rand(2, 5, 4, **f64)
     assert torch.autograd.gradcheck(lambda S: saliency_loss(S, prior), (S,))
+
+
+# ---------------------------------------------------------------------- training_losses
+
+
+def test_loss_options_are_the_keywords_of_training_losses_and_change_training():
+    import inspect
+
+    from cosegkit.config import TRAINING_FIELDS, preset
+    from cosegkit.losses import loss_options, training_losses
+
+    options = loss_options(preset("tiny"))
+    keywords = [p.name for p in inspect.signature(training_losses).parameters.values() if p.kind == p.KEYWORD_ONLY]
+    assert sorted(options) == sorted(keywords)
+    assert set(options) <= set(TRAINING_FIELDS)  # a checkpoint never resumes under other losses

@@ -4,6 +4,7 @@ import scipy.sparse as sp
 from scipy import ndimage
 from skimage.draw import disk, ellipse
 
+from cosegkit.masks import resize_nearest
 from cosegkit.proposals import (
     Proposals,
     adjacent_groups,
@@ -11,7 +12,6 @@ from cosegkit.proposals import (
     generate_proposals,
     merge_regions,
     region_graph,
-    resize_nearest,
     tree_membership,
     unique_rows,
     ward_cost,

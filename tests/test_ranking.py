@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from cosegkit.masks import mask_iou, mask_nms
 from cosegkit.ranking import (
     GAMMA_REFERENCE_AREA,
     class_filter,
-    mask_iou,
-    mask_nms,
     normalize_heatmaps,
     ranking_options,
     ranking_scores,

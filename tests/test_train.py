@@ -7,8 +7,9 @@ import torch.nn.functional as F
 
 from cosegkit.config import preset
 from cosegkit.datasets import synthetic_collection
+from cosegkit.losses import pair_indices
 from cosegkit.model import CoSaliencyNet
-from cosegkit.train import TrainingDivergedError, batch_plan, fit, make_optimizer, pair_indices
+from cosegkit.train import TrainingDivergedError, batch_plan, fit, make_optimizer
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +158,42 @@ def test_feature_centering_changes_the_pair_losses_only(collection):
     # centred, T takes negative values, and the affinity loss (whose second term is α (S̃n − S̃m)² T) can go below 0
     # only through them; uncentred it is a sum of non-negative terms
     assert raw["affinity"] >= 0
+
+
+@pytest.mark.parametrize("centering", ["none", "batch"])
+def test_training_loss_is_the_sum_of_the_public_per_pair_losses(collection, centering):
+    """What training minimises is built from the functions notebook 03 teaches, pair by pair, image by image."""
+    from cosegkit.correlation import center_features, co_peaks, correlation_tensor, normalize_features, saliency_guided
+    from cosegkit.losses import affinity_loss, copeak_loss, saliency_loss
+    from cosegkit.model import to_input
+    from cosegkit.train import batch_losses, compute_priors
+
+    config = preset("tiny", image_size=96, prior_work_size=64, trainable_blocks=None, feature_centering=centering)
+    config = config.replace(alpha=3.0, copeak_form="paper", lambda_copeak=0.7, lambda_affinity=0.2, lambda_saliency=0.9)
+    net = CoSaliencyNet.from_config(config).eval()  # eval: both forward passes below see the same network
+    net.init_head_bias(0.2)
+    with torch.no_grad():
+        net.head.weight.normal_(0, 0.05)
+    x = net.normalize(to_input(collection.images, config.image_size))
+    priors = compute_priors(collection, config)
+    with torch.no_grad():
+        losses = batch_losses(net, x, priors, config)
+        features = net.backbone(x)
+        out = net.heads(features, out_size=priors.shape[-2:])
+    if centering == "batch":
+        features = center_features(features)  # over the whole batch, before it is split into pairs
+    f_hat = normalize_features(features, eps=config.feature_eps)
+    copeak = affinity = 0.0
+    for n, m in [(0, 3), (1, 4), (2, 5)]:  # one pair at a time, as notebook 03 computes them
+        fn, fm, sn, sm = f_hat[n : n + 1], f_hat[m : m + 1], out.saliency_low[n : n + 1], out.saliency_low[m : m + 1]
+        Ts = saliency_guided(correlation_tensor(fn, fm), sn, sm)
+        copeak += copeak_loss(Ts, co_peaks(Ts), form="paper")[0]
+        affinity += affinity_loss(fn, fm, sn, sm, alpha=3.0)[0]
+    saliency = saliency_loss(out.saliency, priors).sum()
+    torch.testing.assert_close(losses["copeak"], copeak)
+    torch.testing.assert_close(losses["affinity"], affinity)
+    torch.testing.assert_close(losses["saliency"], saliency)
+    torch.testing.assert_close(losses["total"], 0.7 * copeak + 0.2 * affinity + 0.9 * saliency)
 
 
 def test_unknown_feature_centering_is_refused_before_training(collection):
