@@ -166,7 +166,9 @@ def _pads(padding, kernel_size, dilation) -> tuple[int, int, int, int]:
 
 
 def tf_same_pads(size: tuple[int, int], kernel_size, stride, dilation) -> tuple[int, int, int, int]:
-    """TensorFlow "SAME" padding for an input of ``size`` (h, w) → (left, right, top, bottom); the extra pixel goes right / bottom."""
+    """TensorFlow "SAME" padding for an input of ``size`` (h, w) → (left, right, top, bottom); the extra pixel goes
+    right / bottom.
+    """
     pads = []
     for n, k, s, d in zip(size, _pair(kernel_size), _pair(stride), _pair(dilation)):
         total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
@@ -220,7 +222,7 @@ def _zplus_spread(signal, x_plus, w_plus, inv_z, stride, pads, dilation, groups)
 def zplus_relevance(
     x: torch.Tensor, weight: torch.Tensor, signal: torch.Tensor, stride=1, padding=0, dilation=1, groups=1
 ) -> torch.Tensor:
-    """The z⁺ rule for one convolution: input x (B, C_in, H, W), signal g at its output (B, C_out, h, w) → R (B, C_in, H, W).
+    """The z⁺ rule for one convolution: input x (B, C_in, H, W), signal g at its output (B, C_out, h, w) → R like x.
 
     R = x⁺ ⊙ W⁺ᵀ (g / z⁺) with x⁺ = x − min x (per image), W⁺ = max(W, 0),
     z⁺ = conv(x⁺, W⁺) (no bias). ``padding`` is anything ``nn.Conv2d`` takes, or
@@ -356,7 +358,10 @@ class ZPlusConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         shape = tuple(self.weight.shape)
-        return f"weight={shape}, stride={self.stride}, groups={self.groups}, tf_same={self.tf_same}, bn_folded={self.batchnorm_folded}"
+        return (
+            f"weight={shape}, stride={self.stride}, groups={self.groups}, tf_same={self.tf_same}, "
+            f"bn_folded={self.batchnorm_folded}"
+        )
 
 
 class ZPlusLinear(nn.Module):
@@ -576,8 +581,8 @@ def peak_backprop(net: nn.Module, image: torch.Tensor, peaks, batched: bool | No
 
     The signal of each peak at the input image, summed over the 3 channels, all
     from one forward pass. A peak that no positive input reaches (z⁺ = 0, e.g. a
-    flat background plateau where every feature is off) gets an all-zero map. ``batched=True``: all peaks go down in one batched
-    backward pass; ``False``: one backward pass per peak (less memory); ``None``:
+    flat background plateau where every feature is off) gets an all-zero map. ``batched=True``: all peaks go
+    down in one batched backward pass; ``False``: one backward pass per peak (less memory); ``None``:
     batched on a GPU, per peak on a CPU (faster there, see the module notes). Same
     maps either way. ``net`` may be a :class:`ZPlusNetwork` built once with
     :func:`zplus_network`; otherwise it is converted (copied) here.

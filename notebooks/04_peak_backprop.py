@@ -141,7 +141,8 @@ for i, ri in enumerate(result.images):
 # down the network layer by layer. In a convolution (or linear layer) y = W x, the
 # signal g arriving at the outputs is handed to the inputs as
 #
-# $$R = x^+ \odot W^{+\top}\!\left(\frac{g}{z^+}\right), \qquad x^+ = x - \min x,\quad W^+ = \max(W, 0),\quad z^+ = W^+ x^+$$
+# $$R = x^+ \odot W^{+\top}\!\left(\frac{g}{z^+}\right), \qquad x^+ = x - \min x,\quad W^+ = \max(W, 0),\quad z^+ = W^+
+# x^+$$
 #
 # Each output unit splits its signal among its inputs **in proportion to their positive
 # contributions** x⁺ᵢ W⁺ⱼᵢ: a random walk. Nothing is created or lost (Σ R = Σ g

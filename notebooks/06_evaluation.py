@@ -126,7 +126,7 @@ for r, gt in zip(result.images, truth):
 
 # %%
 curves = {t: precision_recall(result.predictions(), truth, iou=t) for t in (0.25, 0.5)}
-for t, (precision, recall, ap) in curves.items():
+for t, (_precision, _recall, ap) in curves.items():
     print(f"AP at IoU > {t}: {ap:.3f} (evaluate says {metrics[f'mAP_r@{t}']:.3f})")
 for t in (0.25, 0.5):
     show(pr_figure({"cosegkit": curves[t]}, title=f"precision–recall, true positive if IoU > {t}"))

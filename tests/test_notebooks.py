@@ -57,7 +57,8 @@ def test_py_and_ipynb_are_in_sync(source):
     from_py = jupytext.read(source)
     from_ipynb = jupytext.read(source.with_suffix(".ipynb"))
     assert _cells(from_py) == _cells(from_ipynb), (
-        f"{source.name} and its .ipynb differ; regenerate with: jupytext --to ipynb {source.relative_to(NOTEBOOKS.parent)}"
+        f"{source.name} and its .ipynb differ; regenerate with: "
+        f"jupytext --to ipynb {source.relative_to(NOTEBOOKS.parent)}"
     )
 
 

@@ -154,7 +154,9 @@ def test_a_bare_network_gets_its_priors_computed(result, collection):
 
 
 def test_inference_size_reads_the_images_on_a_finer_grid(result, collection):
-    """The trained network reads images at inference_size: Z's grid scales with it, S and masks stay at the original size."""
+    """The trained network reads images at inference_size: Z's grid scales with it, S and masks stay at the original
+    size.
+    """
     part = collection.subset([0, 1])
     config = result.config.replace(inference_size=2 * result.config.image_size)
     finer = cosegment(part, config, net=result.fit.net, proposals=[r.proposals for r in result.images[:2]])

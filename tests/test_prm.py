@@ -155,7 +155,7 @@ def test_tiny_net_gradient_by_hand():
 
 # ---------------------------------------------------------------- one layer: the rule against a dense matrix
 def dense_zplus(x, weight, signal, stride, pads, dilation, groups):
-    """The z⁺ rule written with the convolution as an explicit matrix A (out × in): R = x⁺ ⊙ A⁺ᵀ (g / z⁺), z⁺ = A⁺ x⁺."""
+    """The z⁺ rule with the convolution as an explicit matrix A (out × in): R = x⁺ ⊙ A⁺ᵀ (g / z⁺), z⁺ = A⁺ x⁺."""
     b, c, h, w = x.shape
     n = c * h * w
     basis = torch.eye(n, dtype=x.dtype).view(n, c, h, w)
@@ -228,7 +228,9 @@ def test_zplus_rule_is_linear_and_conserves_signal():
 
 
 def test_zplus_rule_gradcheck():
-    """The rule as a function of (x, signal) is smooth away from ties: its autograd derivative matches finite differences."""
+    """The rule as a function of (x, signal) is smooth away from ties: its autograd derivative matches finite
+    differences.
+    """
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(1, 2, 5, 5, generator=gen, dtype=torch.float64).requires_grad_(True)
     weight = torch.randn(3, 2, 3, 3, generator=gen, dtype=torch.float64)

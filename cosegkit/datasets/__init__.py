@@ -56,11 +56,11 @@ def data_root(name: str | None = None) -> Path:
 
 
 from ..data import load_collection  # noqa: E402
-from .coco import (
+from .coco import (  # noqa: E402
     COCO_VOC_CATEGORIES,
     CocoCollections,
     CollectionStats,
-    build_collections,  # noqa: E402
+    build_collections,
     load_coco,
     merge_coco_annotations,
     read_coco,

@@ -87,8 +87,8 @@ class CocoAnnotations:
     def describe_categories(self, include_crowd: bool = False) -> str:
         """``"1: person (250 images), 18: dog (3 images), ..."``: categories with annotated images."""
         counts = Counter()
-        for annotations in self.by_image.values():
-            counts.update({a["category_id"] for a in annotations if include_crowd or not a.get("iscrowd", 0)})
+        for objects in self.by_image.values():
+            counts.update({a["category_id"] for a in objects if include_crowd or not a.get("iscrowd", 0)})
         parts = [f"{cat_id}: {name} ({counts[cat_id]} images)" for cat_id, name in self.categories.items()]
         return ", ".join(parts) if parts else "none"
 
@@ -487,8 +487,8 @@ def build_collections(
     coco = read_coco(coco_json)
     ids_by_category: dict[int, list[int]] = defaultdict(list)
     instances_by_category: Counter = Counter()
-    for image_id, annotations in coco.by_image.items():
-        objects = _objects(annotations, include_crowd=False)
+    for image_id, image_annotations in coco.by_image.items():
+        objects = _objects(image_annotations, include_crowd=False)
         categories = {a["category_id"] for a in objects}
         if len(categories) == 1 and len(objects) >= min_instances:
             (category_id,) = categories

@@ -73,7 +73,7 @@ def download_coco_annotations(folder: str | Path | None = None, url: str = COCO_
 
 
 def _download_and_unpack(url: str, folder: Path, name: str, is_complete: Callable[[Path], bool], expected: str) -> Path:
-    """``folder / name`` once ``is_complete`` says so; otherwise download ``url`` (a zip) and unpack it into ``folder``."""
+    """``folder / name`` once ``is_complete`` says so; else download ``url`` (a zip) and unpack it into ``folder``."""
     target = folder / name
     if is_complete(target):
         return target

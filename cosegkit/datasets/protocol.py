@@ -50,7 +50,7 @@ def protocol_split_of(file_name: str | Path, rule: str = "hash") -> str:
 
 
 def protocol_indices(file_names: Sequence[str | Path], split: str | None, rule: str = "hash") -> list[int]:
-    """Indices of the ``file_names`` in ``split`` (``"tune"``, ``"report"``; None or ``"all"``: every index), in order."""
+    """Indices of the ``file_names`` in ``split`` (``"tune"``, ``"report"``; None or ``"all"``: all), in order."""
     if split is None or split == "all":
         return list(range(len(file_names)))
     if split not in PROTOCOL_SPLITS:
