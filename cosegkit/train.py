@@ -4,11 +4,12 @@ One epoch shuffles the N images and visits them in batches of ``batch_size`` (6)
 a short last batch is filled with randomly repeated images, never opposite
 themselves. Inside a batch of six the pairs are (1, 4), (2, 5), (3, 6). For every batch:
 
-    loss = Σ_pairs [λt · co-peak loss + λa · affinity loss] + λs · Σ_images saliency loss
+    loss = Σ_pairs [λt · co-peak loss + λa · affinity loss] + Σ_images saliency loss
 
 The optimiser is Adam with classic (coupled) L2 weight decay; biases learn
-``bias_lr_mult`` times faster; batch-norm scale and shift learn at the plain rate, undecayed. With ``Config.trainable_blocks = k`` only the last
-k backbone blocks and the head are trained and the frozen front is computed once.
+``BIAS_LR_MULT`` (2) times faster; batch-norm scale and shift learn at the plain rate, undecayed.
+With ``Config.trainable_blocks = k`` only the last k backbone blocks and the head are trained and
+the frozen front is computed once.
 
 Checkpoints are written atomically after every epoch; ``fit(..., resume=True)``
 continues an interrupted run and ends exactly where an uninterrupted run ends.
@@ -32,6 +33,11 @@ from .data import Collection
 from .ddt import ddt_head
 from .losses import affinity_loss, copeak_loss, saliency_loss
 from .model import CoSaliencyNet, to_input
+
+# Adam as in the paper's code (spec §5): default betas, biases learn twice as fast, L2 weight decay on weights.
+ADAM_BETAS = (0.9, 0.999)
+BIAS_LR_MULT = 2.0
+WEIGHT_DECAY = 5e-4
 
 
 class TrainingDivergedError(RuntimeError):
@@ -110,10 +116,10 @@ def batch_losses(
     features = net.tail(front, config.trainable_blocks)
     out = net.heads(features, out_size=priors.shape[-2:])
     n, m = pair_indices(features.shape[0])
-    f_hat = normalize_features(correlation_features(features, config), eps=config.feature_eps)
+    f_hat = normalize_features(correlation_features(features, config))  # f / sqrt(‖f‖² + 0.01)
     corr = correlation_tensor(f_hat[n], f_hat[m])
     guided = saliency_guided(corr, out.saliency_low[n], out.saliency_low[m])
-    peaks = co_peaks(guided.detach(), window=config.copeak_window, threshold=config.copeak_threshold)
+    peaks = co_peaks(guided.detach(), window=3, threshold="median")  # 3⁴ maxima ≥ the median (spec §3, code)
     copeak = copeak_loss(guided, peaks, form=config.copeak_form).sum()
     affinity = affinity_loss(
         f_hat[n],
@@ -121,11 +127,11 @@ def batch_losses(
         out.saliency_low[n],
         out.saliency_low[m],
         alpha=config.alpha,
-        reduction=config.affinity_reduction,
+        reduction="mean",  # over location pairs, as the code does (the paper sums)
         T_nm=corr,
     ).sum()
     saliency = saliency_loss(out.saliency, priors).sum()
-    total = config.lambda_copeak * copeak + config.lambda_affinity * affinity + config.lambda_saliency * saliency
+    total = config.lambda_copeak * copeak + config.lambda_affinity * affinity + saliency
     return {
         "total": total,
         "copeak": copeak,
@@ -155,18 +161,18 @@ def make_optimizer(net: CoSaliencyNet, config: Config) -> torch.optim.Adam:
         kind = "norm" if id(p) in norm_params else "b" if p.ndim == 1 else "w"
         groups[f"{part}_{kind}"].append(p)
     settings = {
-        "backbone_w": (config.lr, config.weight_decay),
-        "backbone_b": (config.lr * config.bias_lr_mult, 0.0),
+        "backbone_w": (config.lr, WEIGHT_DECAY),
+        "backbone_b": (config.lr * BIAS_LR_MULT, 0.0),
         "backbone_norm": (config.lr, 0.0),
-        "head_w": (lr_head, config.weight_decay),
-        "head_b": (lr_head * config.bias_lr_mult, 0.0),
+        "head_w": (lr_head, WEIGHT_DECAY),
+        "head_b": (lr_head * BIAS_LR_MULT, 0.0),
     }
     param_groups = [
         {"params": params, "lr": settings[k][0], "weight_decay": settings[k][1], "name": k}
         for k, params in groups.items()
         if params
     ]
-    return torch.optim.Adam(param_groups, betas=config.betas)
+    return torch.optim.Adam(param_groups, betas=ADAM_BETAS)
 
 
 def collection_fingerprint(collection: Collection, config: Config, fields=TRAINING_FIELDS) -> str:
