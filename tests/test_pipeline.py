@@ -61,7 +61,8 @@ def test_without_cosaliency_the_score_is_r_alone(result):
     for r, got in zip(result.images, without.images):
         use = r.used_peaks(options.peak_threshold)
         heat = np.maximum(r.heatmaps[use], 0) ** options.heatmap_power
-        plain = options.replace(heatmap_power=1.0, instance_score="ranking")  # R alone, from maps powered here
+        # R alone, from the maps powered here; S is not read at all
+        plain = options.replace(heatmap_power=1.0, instance_score="ranking", ranking_saliency="cosaliency")
         idx, scores, peaks = select_instances(r.proposals, heat, np.zeros_like(r.saliency_work), plain)
         np.testing.assert_array_equal(got.proposal_indices, idx)
         np.testing.assert_allclose(got.scores, scores, rtol=1e-12)
