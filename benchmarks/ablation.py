@@ -212,15 +212,13 @@ class Shared:
         return self.priors[key]
 
     def image_proposals(self, config: Config) -> list:
-        key = (config.proposal_max_side, config.proposal_min_area, config.proposal_max_area)
+        key = config.proposal_max_side
         if key not in self.proposals:
             self.proposals[key], t = timed(
                 lambda: [
                     generate_proposals(
                         image,
                         max_side=config.proposal_max_side,
-                        min_area=config.proposal_min_area,
-                        max_area=config.proposal_max_area,
                         seed=config.seed,
                     )
                     for image in self.collection.images
@@ -260,8 +258,8 @@ def infer(collection, config: Config, fitted, proposals: list, chunk: int) -> tu
             logits.append(r.logits)
             saliency.append(r.saliency)
         del result
-    if config.class_filter:
-        keeps = class_filter([s for _, s in predictions], config.class_percentile)
+    if config.ranking.class_filter:
+        keeps = class_filter([s for _, s in predictions], config.ranking.class_percentile)
         predictions = [(m[k], s[k]) for (m, s), k in zip(predictions, keeps)]
     return predictions, logits, saliency
 
@@ -278,7 +276,7 @@ def measure_network(shared: Shared, config: Config, chunk: int, random_head: boo
     (predictions, logits, saliency), t_infer = timed(infer, collection, config, fitted, proposals, chunk)
     del fitted
     auc, iou = saliency_scores(saliency, gt)
-    peaks = peak_statistics(logits, saliency, gt, config.peak_threshold, config.peak_window)
+    peaks = peak_statistics(logits, saliency, gt, config.ranking.peak_threshold)
     return {
         **evaluate(predictions, gt),
         "auc": auc,

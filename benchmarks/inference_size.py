@@ -112,7 +112,7 @@ def main(argv=None):
                 )
                 scores = evaluate(predictions, gt)
                 auc, _ = saliency_scores(saliency, gt)
-                peaks = peak_statistics(logits, saliency, gt, sized.peak_threshold, sized.peak_window)
+                peaks = peak_statistics(logits, saliency, gt, sized.ranking.peak_threshold)
                 lines.append(
                     f"| {name} | {label} | {args.seed} | {size} ({size // stride} × {size // stride}) | {scores['mAP_r@0.25']:.3f} "
                     f"| {scores['mAP_r@0.5']:.3f} | {scores['CorLoc_r']:.3f} | {auc:.3f} | {peaks['used peaks']:.1f} "

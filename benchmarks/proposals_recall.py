@@ -165,7 +165,9 @@ def source_rows(root: Path, n: int, sources: list[str], epochs: int | None) -> l
                 continue
             best = np.concatenate([best_proposal_iou(p, g)[0] for p, g in zip(props, gt)])
             oracle = [
-                oracle_per_peak(p, r.peaks[r.used_peaks(config.peak_threshold)], r.logits.shape, g, out_shape=r.shape)
+                oracle_per_peak(
+                    p, r.peaks[r.used_peaks(config.ranking.peak_threshold)], r.logits.shape, g, out_shape=r.shape
+                )
                 for p, r, g in zip(props, result.images, gt)
             ]
             found = sum(int((s >= 0.5).sum()) for _, s in oracle) / max(1, len(best))

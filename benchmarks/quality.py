@@ -295,8 +295,7 @@ def result_peak_statistics(result: Result, gt_masks: list[np.ndarray]) -> dict:
         [r.logits for r in result.images],
         [r.saliency for r in result.images],
         gt_masks,
-        c.peak_threshold,
-        c.peak_window,
+        c.ranking.peak_threshold,
     )
 
 
@@ -371,7 +370,7 @@ def run_collection(
     t0 = time.perf_counter()
     oracle = []
     for r, g in zip(result.images, gt):
-        peaks = r.peaks[r.used_peaks(config.peak_threshold)]
+        peaks = r.peaks[r.used_peaks(config.ranking.peak_threshold)]
         oracle.append(oracle_per_peak(r.proposals, peaks, r.logits.shape, g, out_shape=r.shape))
     add("oracle: best proposal per peak", make_row(oracle, gt, time.perf_counter() - t0))
     d["recall by source"] = {config.proposals: (d["proposals"], d["ABO"], d["R@0.5"], float(np.mean(best >= 0.7)))}
@@ -379,7 +378,7 @@ def run_collection(
         t0 = time.perf_counter()
         oracle = [
             oracle_per_peak(
-                r.proposals, r.peaks[r.used_peaks(config.peak_threshold)], r.logits.shape, g, out_shape=r.shape
+                r.proposals, r.peaks[r.used_peaks(config.ranking.peak_threshold)], r.logits.shape, g, out_shape=r.shape
             )
             for r, g in zip(alt.images, gt)
         ]
@@ -404,9 +403,7 @@ def run_collection(
     ddt, t = timed(ddt_predictions, untrained.net, collection, config, fitted.priors)
     add("baseline: DDT co-localisation (components)", make_row(ddt, gt, t))
     maps = network_maps(untrained.net, collection.images, config)
-    d["untrained"] = peak_statistics(
-        [z for z, _ in maps], [s for _, s in maps], gt, config.peak_threshold, config.peak_window
-    )
+    d["untrained"] = peak_statistics([z for z, _ in maps], [s for _, s in maps], gt, config.ranking.peak_threshold)
     plain, t_plain = timed(cosegment, collection, config, net=untrained, proposals=proposals)
     add("untrained network (random head)", make_row(plain.predictions(), gt, t_init + t_plain))
     del plain
@@ -586,8 +583,13 @@ def diagnostics_table(reports: list[Report]) -> list[str]:
 
 
 def config_summary(config: Config) -> str:
-    base = Config()
-    changed = {k: v for k, v in config.to_dict().items() if base.to_dict()[k] != v and k != "progress"}
+    def flat(c: Config) -> dict:  # ranking options by their own names, beside the other fields
+        d = c.to_dict()
+        ranking = d.pop("ranking")
+        return {**d, **ranking}
+
+    base = flat(Config())
+    changed = {k: v for k, v in flat(config).items() if base[k] != v and k != "progress"}
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or "(the paper's defaults)"
 
 

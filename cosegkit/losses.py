@@ -202,7 +202,7 @@ def training_losses(
     lambda_affinity: float = 0.1,
     lambda_saliency: float = 1.0,
 ) -> dict[str, torch.Tensor]:
-    """The loss of one training batch, ``Σ_pairs [λt ℓt + λa ℓa] + λs Σ_images ℓs``, and its parts.
+    """The loss of one training batch, ``Σ_pairs [λt ℓt + λa ℓa] + λs Σ_images ℓs`` (λs = 1 in training), and its parts.
 
     features: the backbone's features F ``(B, C, h, w)`` (not yet normalised); saliency_low: S̃ ``(B, h, w)``;
     saliency: S ``(B, H, W)``; priors: Ŝ ``(B, H, W)``. Image k is paired with image k + B/2 (:func:`pair_indices`).
@@ -238,18 +238,7 @@ def training_losses(
     }
 
 
-LOSS_FIELDS = (
-    "feature_centering",
-    "feature_eps",
-    "alpha",
-    "copeak_form",
-    "affinity_reduction",
-    "copeak_window",
-    "copeak_threshold",
-    "lambda_copeak",
-    "lambda_affinity",
-    "lambda_saliency",
-)
+LOSS_FIELDS = ("feature_centering", "alpha", "copeak_form", "lambda_copeak", "lambda_affinity")
 
 
 def loss_options(config) -> dict:

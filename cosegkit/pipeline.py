@@ -30,7 +30,7 @@ from .model import CoSaliencyNet, to_input
 from .prm import find_peaks, zplus_network
 from .prm import heatmaps as peak_heatmaps
 from .proposals import Proposals, as_proposals, proposals_for
-from .ranking import class_filter, ranking_options, ranking_terms, select_instances
+from .ranking import RANKING_FIELDS, class_filter, peaks_in_use, select_instances
 from .saliency import resize_map
 from .train import FitResult, compute_priors, fit
 from .vit import is_vit
@@ -55,7 +55,7 @@ class ImageResult:
     scores: np.ndarray = None  # (K,) ranking score R of each instance
     instance_peaks: np.ndarray = None  # (K,) index into `peaks` of the peak that found each instance
     proposal_indices: np.ndarray = None  # (K,) index into `proposals`
-    ranking_cache: dict = field(default_factory=dict, repr=False)  # ranking terms by options, see `ranking_terms_of`
+    ranking_cache: dict = field(default_factory=dict, repr=False)  # ranking terms by options (ranking.cached_terms_for)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -63,8 +63,7 @@ class ImageResult:
 
     def used_peaks(self, threshold="median") -> np.ndarray:
         """Indices of the peaks at least ``threshold`` ("median" of Z, or a float in logit units)."""
-        level = np.median(self.logits) if threshold == "median" else float(threshold)
-        return np.flatnonzero(self.peak_values >= level)
+        return peaks_in_use(self.logits, self.peak_values, threshold)
 
 
 @dataclass
@@ -90,29 +89,13 @@ class Result:
     # ---------------------------------------------------------------- re-ranking
     def rerank(self, **changes) -> Result:
         """A new Result with the ranking step re-run under changed settings (fast: no training,
-        no heat maps, no proposals). Accepts any of ``beta, gamma, gamma_mode, contour_width,
-        use_cosaliency_in_ranking, heatmap_norm, heatmap_power, ranking_saliency, ranking_saliency_norm, instance_score,
-        nms_iou, class_filter, class_percentile, peak_threshold``."""
-        allowed = {
-            "beta",
-            "gamma",
-            "gamma_mode",
-            "contour_width",
-            "use_cosaliency_in_ranking",
-            "heatmap_norm",
-            "heatmap_power",
-            "ranking_saliency",
-            "ranking_saliency_norm",
-            "instance_score",
-            "nms_iou",
-            "class_filter",
-            "class_percentile",
-            "peak_threshold",
-        }
-        bad = set(changes) - allowed
+        no heat maps, no proposals). Accepts ``ranking=RankingOptions(...)`` and any option of
+        :class:`cosegkit.ranking.RankingOptions` by name: ``result.rerank(beta=0.6, nms_iou=0.3)``."""
+        bad = set(changes) - RANKING_FIELDS - {"ranking"}
         if bad:
             raise TypeError(
-                f"rerank() cannot change {sorted(bad)}: they need re-training or new heat maps. Allowed: {sorted(allowed)}"
+                f"rerank() cannot change {sorted(bad)}: they need re-training or new heat maps. "
+                f"Allowed: ranking and {sorted(RANKING_FIELDS)}"
             )
         config = self.config.replace(**changes)
         images = [replace(r) for r in self.images]
@@ -237,94 +220,25 @@ class Result:
 
 
 # -------------------------------------------------------------------- steps
-RANKING_SALIENCY = ("cosaliency", "geometric_mean")
-
-
-def ranking_saliency_of(r: ImageResult, config: Config) -> np.ndarray:
-    """The map the ranking reads as S, ``(h, w)`` in [0, 1], chosen by ``config.ranking_saliency``:
-
-    - ``"cosaliency"`` (paper): the trained co-saliency S;
-    - ``"geometric_mean"``: √(S · Ŝ) with the saliency prior Ŝ. S comes from a 14 × 14 grid and is
-      blurred at object edges; Ŝ is sharp but sees every salient thing, common or not. Their
-      geometric mean is high only where both agree.
-    """
-    if config.ranking_saliency == "cosaliency":
-        return r.saliency_work
-    if config.ranking_saliency != "geometric_mean":
-        raise ValueError(f"Unknown ranking_saliency {config.ranking_saliency!r}; choose one of {RANKING_SALIENCY}.")
-    if r.prior_work is None:
-        raise ValueError(
-            f"{r.name}: ranking_saliency='geometric_mean' needs the saliency prior, and this result has none "
-            "(results made by cosegment keep it; set ImageResult.prior_work to an (h, w) map in [0, 1])."
-        )
-    return np.sqrt(r.saliency_work * r.prior_work)
-
-
-def ranking_terms_of(r: ImageResult, config: Config) -> dict:
-    """The ranking's sums (:func:`cosegkit.ranking.ranking_terms`) for *every* peak of ``r``, cached.
-
-    They depend only on the heat maps, S, the proposals and the options below, not on β, γ, NMS
-    or the peak threshold — so ``Result.rerank`` with those only recombines cached matrices.
-    A cache entry is used only while ``r.heatmaps``, ``r.saliency_work`` and ``r.prior_work``
-    are the same arrays.
-    """
-    key = (
-        config.heatmap_power,
-        config.heatmap_norm,
-        config.ranking_saliency,
-        config.ranking_saliency_norm,
-        config.contour_width,
-        config.use_cosaliency_in_ranking,
-    )
-    sources = (r.heatmaps, r.saliency_work, r.prior_work)
-    entry = r.ranking_cache.get(key)
-    if entry is None or any(a is not b for a, b in zip(entry["sources"], sources)):
-        heat = r.heatmaps if config.heatmap_power == 1 else np.maximum(r.heatmaps, 0) ** config.heatmap_power
-        terms = ranking_terms(
-            r.proposals,
-            heat,
-            ranking_saliency_of(r, config),
-            contour_width=config.contour_width,
-            use_cosaliency=config.use_cosaliency_in_ranking,
-            heatmap_norm=config.heatmap_norm,
-            saliency_norm=config.ranking_saliency_norm,
-        )
-        entry = {"sources": sources, "terms": terms}
-        r.ranking_cache[key] = entry
-    return entry["terms"]
-
-
 def select_all(images: list[ImageResult], config: Config) -> None:
-    """Ranking, per-peak selection, NMS and the optional class filter for every image (in place)."""
-    options = ranking_options(config)
+    """:func:`cosegkit.ranking.select_instances` for every image, then the optional class filter (in place)."""
+    options = config.ranking
     found = []
     for r in images:
-        use = r.used_peaks(config.peak_threshold)
-        terms = None  # no peaks or no proposals: select_instances returns no instances
-        if len(use) and r.proposals.n:
-            every = ranking_terms_of(r, config)  # cached: computed once per set of ranking options
-            terms = {
-                "inside": every["inside"][:, use],
-                "contour": every["contour"][:, use],
-                "background": every["background"],
-            }
-        weights = None
-        if config.instance_score not in ("ranking", "ranking_x_peak"):
-            raise ValueError(f"Unknown instance_score {config.instance_score!r}; use 'ranking' or 'ranking_x_peak'.")
-        if config.instance_score == "ranking_x_peak" and config.use_cosaliency_in_ranking:
-            # the peak's own co-saliency S̃ = sigmoid(Z); without co-saliency (paper Table 3) the score is R alone
-            weights = 1.0 / (1.0 + np.exp(-r.peak_values[use].astype(np.float64)))
-        idx, scores, peak_ids = select_instances(
-            r.proposals,
-            r.heatmaps[use] if terms is None else None,
-            r.saliency_work,
-            peak_weights=weights,
-            terms=terms,
-            **options,
+        found.append(
+            select_instances(
+                r.proposals,
+                r.heatmaps,
+                r.saliency_work,
+                options,
+                peak_values=r.peak_values,
+                logits=r.logits,
+                prior=r.prior_work,
+                cache=r.ranking_cache,  # terms computed once per set of options that shape them
+            )
         )
-        found.append((idx, scores, use[peak_ids]))
-    if config.class_filter:
-        keeps = class_filter([f[1] for f in found], config.class_percentile)
+    if options.class_filter:
+        keeps = class_filter([f[1] for f in found], options.class_percentile)
         found = [(i[k], s[k], p[k]) for (i, s, p), k in zip(found, keeps)]
     for r, (idx, scores, peaks) in zip(images, found):
         r.proposal_indices, r.scores, r.instance_peaks = idx, scores, peaks
@@ -361,7 +275,7 @@ def analyse_image(
     timings = timings if timings is not None else {}
     t0 = time.perf_counter()
     x, logits, saliency = cosaliency(net, image, config.input_size_at_inference, device)
-    peaks = find_peaks(torch.from_numpy(logits), window=config.peak_window, threshold=float("-inf"))
+    peaks = find_peaks(torch.from_numpy(logits), window=3, threshold=float("-inf"))  # 3 × 3 maxima (spec §7.2)
     peak_values = logits[peaks[:, 0].numpy(), peaks[:, 1].numpy()] if len(peaks) else np.zeros(0, np.float32)  # (M,)
     t1 = time.perf_counter()
     if proposals is None:

@@ -658,7 +658,7 @@ def proposals_for(
       (:func:`cosegkit.sam.prompted_proposals`; ``peaks (M, 2)`` cells of ``logits (hz, wz)``);
     - ``"both"``: the union of the two (:func:`cosegkit.sam.combine_proposals`).
 
-    Every peak is prompted, not only those above ``config.peak_threshold``, so ``Result.rerank``
+    Every peak is prompted, not only those above ``config.ranking.peak_threshold``, so ``Result.rerank``
     with another threshold finds the masks of its peaks already there.
     """
     source = getattr(config, "proposals", "hierarchy")
@@ -671,9 +671,7 @@ def proposals_for(
             generate_proposals(
                 image,
                 max_side=config.proposal_max_side,
-                min_area=config.proposal_min_area,
-                max_area=config.proposal_max_area,
-                seed=config.seed,
+                seed=config.seed,  # areas between 2e-5 and 0.85 of the image (spec §7.4)
             )
         )
     if source in ("sam", "both"):
@@ -688,8 +686,6 @@ def proposals_for(
                 peaks,
                 logits.shape,
                 work,
-                min_area=config.proposal_min_area,
-                max_area=config.proposal_max_area,
             )
         )
     if len(parts) == 1:

@@ -10,7 +10,8 @@ For every peak i (heat map Oⁱ) and every proposal P (a binary mask), DeepCO3 s
 
 Then each peak keeps its best proposal (:func:`select_per_peak`), duplicates are removed
 with mask NMS (:func:`mask_nms`), and optionally weak instances of the whole collection
-are dropped (:func:`class_filter`). :func:`select_instances` chains the per-image steps.
+are dropped (:func:`class_filter`). :func:`select_instances` chains the per-image steps;
+:class:`RankingOptions` holds every setting of them (``Config.ranking``).
 
 Everything here is numpy and works at the proposals' working resolution ``(h, w)``:
 heat maps ``(M, h, w)`` (one per peak), co-saliency ``S`` ``(h, w)`` in ``[0, 1]``.
@@ -21,10 +22,15 @@ A *proposals* object needs ``shape``, ``n``, ``region_sums(maps)`` (``(M, h, w)`
 Example (``props`` from :mod:`cosegkit.proposals`, ``O`` from :mod:`cosegkit.prm`)::
 
     >>> idx, score, peak = select_instances(props, O, S)          # doctest: +SKIP
+    >>> idx, score, peak = select_instances(props, O, S, RankingOptions(beta=0.6))  # doctest: +SKIP
     >>> masks = props.masks(idx, out_shape=image.shape[:2])       # doctest: +SKIP
 """
 
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -34,6 +40,73 @@ from .masks import mask_nms
 # (PASCAL VOC / COCO photos are ~500 × 375 at their original resolution, which is also
 # `Config.proposal_max_side`). gamma_mode="area" rescales the term to this many pixels.
 GAMMA_REFERENCE_AREA = 500 * 375
+
+HeatmapNorm = Literal["sum", "max"]
+GammaMode = Literal["pixels", "area"]
+RankingSaliency = Literal["cosaliency", "geometric_mean"]
+SaliencyNorm = Literal["none", "max"]
+InstanceScore = Literal["ranking", "ranking_x_peak"]
+
+
+@dataclass(frozen=True)
+class RankingOptions:
+    """Every setting of the last step, from peaks and heat maps to one mask per instance.
+
+    None of them changes training, heat maps or proposals, so ``Result.rerank(**changes)`` tries new
+    values in a fraction of a second. The defaults are the paper's (spec §7); ``lite`` changes five.
+    """
+
+    # ------------------------------------------------------------------ peaks
+    peak_threshold: Literal["median"] | float = "median"  # use peaks of Z ≥ this ("median" of Z, or logit units)
+    heatmap_power: float = 1.0  # heat maps are raised to this power before normalising (>1: less diffuse haze)
+    heatmap_norm: HeatmapNorm = "sum"  # normalise each heat map Oⁱ to "sum" 1 (PRM code) or "max" 1
+    # ------------------------------------------------------------------ R(P) = β⟨O⊙S, P⟩ + ⟨O⊙S, P̂⟩ − γ⟨1 − S, P⟩
+    beta: float = 0.8  # β, weight of the instance-aware term
+    gamma: float = 1e-5  # γ, weight of the background-suppressing term
+    gamma_mode: GammaMode = "pixels"  # "pixels": γ·⟨1−S, P⟩ (paper) | "area": γ·A_ref·⟨1−S, P⟩/(h·w), A_ref 500·375
+    contour_width: int = 5  # P̂ = dilate(P) − erode(P) with a contour_width² square
+    use_cosaliency_in_ranking: bool = True  # False: the paper's "without co-saliency" ablation (S ≡ 1, no γ term)
+    ranking_saliency: RankingSaliency = "cosaliency"  # the S of R: "cosaliency" (paper) | "geometric_mean": √(S·Ŝ)
+    ranking_saliency_norm: SaliencyNorm = "none"  # "none" (paper): S as trained | "max": S / max S per image
+    # ------------------------------------------------------------------ instances
+    instance_score: InstanceScore = "ranking"  # "ranking" (paper): R | "ranking_x_peak": R × S̃ at the peak
+    nms_iou: float = 0.4  # drop masks whose IoU with a better one is ≥ nms_iou
+    class_filter: bool = False  # drop instances below the class_percentile of all scores (code); no gain measured
+    class_percentile: float = 20.0
+
+    def __post_init__(self):
+        for name, choices in (
+            ("heatmap_norm", get_args(HeatmapNorm)),
+            ("gamma_mode", get_args(GammaMode)),
+            ("ranking_saliency", get_args(RankingSaliency)),
+            ("ranking_saliency_norm", get_args(SaliencyNorm)),
+            ("instance_score", get_args(InstanceScore)),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {choices}.")
+        threshold = self.peak_threshold
+        if isinstance(threshold, bool) or not (threshold == "median" or isinstance(threshold, (int, float))):
+            raise ValueError(f"peak_threshold must be 'median' or a number (logit units), got {threshold!r}.")
+        for name, ok, rule in (
+            ("heatmap_power", self.heatmap_power > 0, "> 0"),
+            ("beta", self.beta >= 0, "≥ 0"),
+            ("gamma", self.gamma >= 0, "≥ 0"),
+            ("contour_width", self.contour_width >= 1, "≥ 1"),
+            ("nms_iou", 0 <= self.nms_iou <= 1, "in [0, 1]"),
+            ("class_percentile", 0 <= self.class_percentile <= 100, "in [0, 100]"),
+        ):
+            if not ok:
+                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}.")
+
+    def replace(self, **changes) -> RankingOptions:
+        """A copy with some options changed; unknown names raise ``TypeError``."""
+        unknown = set(changes) - RANKING_FIELDS
+        if unknown:
+            raise TypeError(f"RankingOptions has no option(s) {sorted(unknown)}; choose from {sorted(RANKING_FIELDS)}.")
+        return dataclasses.replace(self, **changes)
+
+
+RANKING_FIELDS = frozenset(f.name for f in dataclasses.fields(RankingOptions))
 
 
 def normalize_heatmaps(heatmaps: np.ndarray, mode: str = "sum") -> np.ndarray:
@@ -139,7 +212,7 @@ def combine_terms(
     gamma_mode: str = "pixels",
     gamma_reference_area: float = GAMMA_REFERENCE_AREA,
 ) -> np.ndarray:
-    """R = β·inside + contour − γ·background from :func:`ranking_terms`. ``shape`` = the working (h, w). → ``(P, M)``."""
+    """R = β·inside + contour − γ·background from :func:`ranking_terms`; ``shape``: the working (h, w). → ``(P, M)``."""
     h, w = shape
     if gamma_mode == "pixels":
         penalty = gamma * terms["background"]
@@ -259,59 +332,151 @@ def weigh_scores(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.where(scores >= 0, scores * weights, scores / weights)
 
 
+def peaks_in_use(logits: np.ndarray, peak_values: np.ndarray, threshold: str | float = "median") -> np.ndarray:
+    """Indices of the peaks at least ``threshold`` (``"median"`` of Z, or a float in logit units).
+
+    logits: ``(hz, wz)`` Z; peak_values: ``(M,)`` Z at each peak. → ``(M',)`` int64, in the peaks' order.
+    """
+    level = np.median(logits) if threshold == "median" else float(threshold)
+    return np.flatnonzero(np.asarray(peak_values) >= level)
+
+
+def ranking_saliency_map(saliency: np.ndarray, prior: np.ndarray | None, options: RankingOptions) -> np.ndarray:
+    """The map R reads as S, ``(h, w)`` in [0, 1], chosen by ``options.ranking_saliency``:
+
+    - ``"cosaliency"`` (paper): the trained co-saliency S;
+    - ``"geometric_mean"``: √(S · Ŝ) with the saliency prior Ŝ ``(h, w)``. S comes from a coarse grid and is
+      blurred at object edges; Ŝ is sharp but sees every salient thing, common or not. Their geometric
+      mean is high only where both agree.
+    """
+    if options.ranking_saliency == "cosaliency":
+        return saliency
+    if prior is None:
+        raise ValueError(
+            "ranking_saliency='geometric_mean' needs the saliency prior, and none was given "
+            "(results made by cosegment keep it; set ImageResult.prior_work to an (h, w) map in [0, 1])."
+        )
+    return np.sqrt(saliency * prior)
+
+
+def sharpen_heatmaps(heatmaps: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """Heat maps ``(M, h, w)`` raised to ``power``, negative values clipped first; ``power=1``: unchanged."""
+    return heatmaps if power == 1 else np.maximum(heatmaps, 0) ** power
+
+
+def terms_for(proposals, heatmaps: np.ndarray, saliency: np.ndarray, prior, options: RankingOptions) -> dict:
+    """:func:`ranking_terms` with every option of ``options`` that shapes them: the power and the
+    normalisation of the heat maps ``(M, h, w)``, the map read as S (``saliency`` or √(S · ``prior``)),
+    its normalisation, the contour width and whether S is used at all."""
+    return ranking_terms(
+        proposals,
+        sharpen_heatmaps(heatmaps, options.heatmap_power),
+        ranking_saliency_map(saliency, prior, options),
+        contour_width=options.contour_width,
+        use_cosaliency=options.use_cosaliency_in_ranking,
+        heatmap_norm=options.heatmap_norm,
+        saliency_norm=options.ranking_saliency_norm,
+    )
+
+
+def cached_terms_for(cache: dict, proposals, heatmaps: np.ndarray, saliency: np.ndarray, prior, options) -> dict:
+    """:func:`terms_for`, kept in ``cache`` (a dict owned by the caller, e.g. ``ImageResult.ranking_cache``).
+
+    The terms depend on the heat maps, S, the prior, the proposals and six options, not on β, γ, NMS or the
+    peak threshold, so trying new values of those only recombines cached matrices. An entry is used only
+    while the inputs are the same arrays (``is``), so new heat maps or a new S make new terms.
+    """
+    key = (
+        options.heatmap_power,
+        options.heatmap_norm,
+        options.ranking_saliency,
+        options.ranking_saliency_norm,
+        options.contour_width,
+        options.use_cosaliency_in_ranking,
+    )
+    sources = (heatmaps, saliency, prior, proposals)
+    entry = cache.get(key)
+    if (
+        entry is None
+        or len(entry["sources"]) != len(sources)
+        or any(a is not b for a, b in zip(entry["sources"], sources))
+    ):
+        entry = {"sources": sources, "terms": terms_for(proposals, heatmaps, saliency, prior, options)}
+        cache[key] = entry
+    return entry["terms"]
+
+
+def proposal_scores(
+    proposals, heatmaps: np.ndarray, saliency: np.ndarray, prior=None, options: RankingOptions | None = None
+) -> np.ndarray:
+    """R of every proposal for every heat map under ``options`` (power, S, norms, β, γ, …) → ``(P, M)``.
+
+    heatmaps: ``(M, h, w)`` raw; saliency, prior: ``(h, w)`` in [0, 1] (the prior only for
+    ``ranking_saliency="geometric_mean"``). What :func:`select_instances` ranks with.
+    """
+    options = options or RankingOptions()
+    terms = terms_for(proposals, heatmaps, saliency, prior, options)
+    return combine_terms(terms, proposals.shape, beta=options.beta, gamma=options.gamma, gamma_mode=options.gamma_mode)
+
+
 def select_instances(
     proposals,
-    heatmaps: np.ndarray | None,
+    heatmaps: np.ndarray,
     saliency: np.ndarray,
-    beta: float = 0.8,
-    gamma: float = 1e-5,
-    gamma_mode: str = "pixels",
-    contour_width: int = 5,
-    use_cosaliency: bool = True,
-    heatmap_norm: str = "sum",
-    saliency_norm: str = "none",
-    nms_iou: float = 0.4,
-    peak_weights: np.ndarray | None = None,
-    terms: dict | None = None,
-    gamma_reference_area: float = GAMMA_REFERENCE_AREA,
+    options: RankingOptions | None = None,
+    *,
+    peak_values: np.ndarray | None = None,
+    logits: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
+    cache: dict | None = None,
+    **changes,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One image's instances: rank → best proposal per peak → de-duplicate → mask NMS.
+    """One image's instances: peaks in use → R → best proposal per peak → de-duplicate → mask NMS.
 
-    proposals: ``P`` proposals at ``(h, w)``; heatmaps: ``(M, h, w)``; saliency: ``(h, w)``;
-    peak_weights: ``(M,)`` non-negative weights of each peak's instance (e.g. the co-saliency S̃ at
-    the peak; None: the score is R, as in the paper), applied by :func:`weigh_scores` (R·w for R ≥ 0,
-    R / w for R < 0). A weight does not change which proposal a peak picks, only how its instance
-    ranks against the others.
-    terms: :func:`ranking_terms` of these heat maps, if already computed (then ``heatmaps`` may be
-    None, and the options that shaped the terms are ignored).
-    Returns ``proposal_indices (K,)``, ``scores (K,)`` and ``peak_ids (K,)`` (the peak
-    each instance came from), best score first. When several peaks pick the same proposal
-    it is kept once, with the higher score and that peak. Build the masks with
-    ``proposals.masks(proposal_indices, out_shape=...)``. See :func:`ranking_scores` for
-    the options; :func:`ranking_options` reads them from a ``Config``.
+    proposals: ``P`` proposals at ``(h, w)``; heatmaps: ``(M, h, w)``, one raw heat map per peak;
+    saliency: ``(h, w)`` co-saliency S in [0, 1]; options: :class:`RankingOptions` (None: the paper's),
+    ``changes`` override single options (``select_instances(props, O, S, beta=0.6)``).
+    peak_values: ``(M,)`` Z at each peak, needed for the peak threshold (with ``logits`` ``(hz, wz)`` for
+    ``"median"``) and for ``instance_score="ranking_x_peak"``; None: every peak is used, the score is R.
+    prior: ``(h, w)`` saliency prior Ŝ in [0, 1] (for ``ranking_saliency="geometric_mean"``).
+    cache: a dict kept between calls to reuse the ranking terms (:func:`cached_terms_for`).
+
+    An instance's score is R, or with ``"ranking_x_peak"`` R weighed by S̃ = sigmoid(Z) at its peak
+    (:func:`weigh_scores`; not without co-saliency, paper Table 3): the weight changes how instances rank
+    against each other, never which proposal a peak picks. When several peaks pick the same proposal it
+    is kept once, with the higher score and that peak.
+
+    Returns ``proposal_indices (K,)``, ``scores (K,)`` and ``peak_ids (K,)`` (index into the M peaks),
+    best score first. Build the masks with ``proposals.masks(proposal_indices, out_shape=...)``.
     """
+    options = (options or RankingOptions()).replace(**changes)
     empty = np.zeros(0, dtype=np.int64)
-    n_peaks = len(heatmaps) if terms is None else terms["inside"].shape[1]
-    if n_peaks == 0 or proposals.n == 0:
+    if peak_values is None:
+        if options.instance_score == "ranking_x_peak":
+            raise ValueError("instance_score='ranking_x_peak' needs peak_values, Z at each peak.")
+        use = np.arange(len(heatmaps))
+    else:
+        if logits is None and options.peak_threshold == "median":
+            raise ValueError("peak_threshold='median' needs logits, the map Z the peaks come from.")
+        use = peaks_in_use(logits, peak_values, options.peak_threshold)
+    if len(use) == 0 or proposals.n == 0:
         return empty, np.zeros(0), empty
-    if terms is None:
-        terms = ranking_terms(
-            proposals,
-            heatmaps,
-            saliency,
-            contour_width=contour_width,
-            use_cosaliency=use_cosaliency,
-            heatmap_norm=heatmap_norm,
-            saliency_norm=saliency_norm,
-        )
+    if cache is None:
+        terms = terms_for(proposals, heatmaps[use], saliency, prior, options)
+    else:
+        every = cached_terms_for(cache, proposals, heatmaps, saliency, prior, options)  # all M peaks
+        terms = {
+            "inside": every["inside"][:, use],
+            "contour": every["contour"][:, use],
+            "background": every["background"],
+        }
+
     scores = combine_terms(
-        terms, proposals.shape, beta=beta, gamma=gamma, gamma_mode=gamma_mode, gamma_reference_area=gamma_reference_area
+        terms, proposals.shape, beta=options.beta, gamma=options.gamma, gamma_mode=options.gamma_mode
     )
     best_index, best_score = select_per_peak(scores)
-    if peak_weights is not None:
-        weights = np.asarray(peak_weights, dtype=np.float64).reshape(-1)
-        if weights.shape != best_score.shape or (weights < 0).any():
-            raise ValueError(f"peak_weights must be {best_score.shape} and non-negative; got {weights.shape}.")
+    if options.instance_score == "ranking_x_peak" and options.use_cosaliency_in_ranking:
+        weights = 1.0 / (1.0 + np.exp(-np.asarray(peak_values)[use].astype(np.float64)))  # S̃ = sigmoid(Z) at the peak
         best_score = weigh_scores(best_score, weights)
 
     order = np.argsort(-best_score, kind="stable")  # best first, so np.unique keeps the best peak
@@ -319,19 +484,5 @@ def select_instances(
     peak_ids = order[np.sort(first)]
     candidates = best_index[peak_ids]
 
-    kept = mask_nms(proposals.iou_matrix(candidates, candidates), best_score[peak_ids], nms_iou)
-    return candidates[kept], best_score[peak_ids][kept], peak_ids[kept]
-
-
-def ranking_options(config) -> dict:
-    """The keyword arguments of :func:`select_instances` taken from a :class:`cosegkit.Config`."""
-    return dict(
-        beta=config.beta,
-        gamma=config.gamma,
-        gamma_mode=config.gamma_mode,
-        contour_width=config.contour_width,
-        use_cosaliency=config.use_cosaliency_in_ranking,
-        heatmap_norm=config.heatmap_norm,
-        saliency_norm=config.ranking_saliency_norm,
-        nms_iou=config.nms_iou,
-    )
+    kept = mask_nms(proposals.iou_matrix(candidates, candidates), best_score[peak_ids], options.nms_iou)
+    return candidates[kept], best_score[peak_ids][kept], use[peak_ids[kept]]

@@ -4,12 +4,12 @@ One epoch shuffles the N images and visits them in batches of ``batch_size`` (6)
 a short last batch is filled with randomly repeated images, never opposite
 themselves. Inside a batch of six the pairs are (1, 4), (2, 5), (3, 6). For every batch:
 
-    loss = Σ_pairs [λt · co-peak loss + λa · affinity loss] + λs · Σ_images saliency loss
+    loss = Σ_pairs [λt · co-peak loss + λa · affinity loss] + Σ_images saliency loss
 
 The losses are :func:`cosegkit.losses.training_losses`. The optimiser is Adam with classic (coupled)
-L2 weight decay; biases learn ``bias_lr_mult`` times faster; batch-norm scale and shift learn at the plain
-rate, undecayed. With ``Config.trainable_blocks = k`` only the last k backbone blocks and the head are
-trained and the frozen front is computed once.
+L2 weight decay; biases learn ``BIAS_LR_MULT`` (2) times faster; batch-norm scale and shift learn at
+the plain rate, undecayed. With ``Config.trainable_blocks = k`` only the last k backbone blocks and the
+head are trained and the frozen front is computed once.
 
 Checkpoints are written atomically after every epoch; ``fit(..., resume=True)``
 continues an interrupted run and ends exactly where an uninterrupted run ends.
@@ -33,6 +33,11 @@ from .data import Collection
 from .ddt import ddt_head
 from .losses import loss_options, training_losses
 from .model import CoSaliencyNet, to_input
+
+# Adam as in the paper's code (spec §5): default betas, biases learn twice as fast, L2 weight decay on weights.
+ADAM_BETAS = (0.9, 0.999)
+BIAS_LR_MULT = 2.0
+WEIGHT_DECAY = 5e-4
 
 
 class TrainingDivergedError(RuntimeError):
@@ -114,18 +119,18 @@ def make_optimizer(net: CoSaliencyNet, config: Config) -> torch.optim.Adam:
         kind = "norm" if id(p) in norm_params else "b" if p.ndim == 1 else "w"
         groups[f"{part}_{kind}"].append(p)
     settings = {
-        "backbone_w": (config.lr, config.weight_decay),
-        "backbone_b": (config.lr * config.bias_lr_mult, 0.0),
+        "backbone_w": (config.lr, WEIGHT_DECAY),
+        "backbone_b": (config.lr * BIAS_LR_MULT, 0.0),
         "backbone_norm": (config.lr, 0.0),
-        "head_w": (lr_head, config.weight_decay),
-        "head_b": (lr_head * config.bias_lr_mult, 0.0),
+        "head_w": (lr_head, WEIGHT_DECAY),
+        "head_b": (lr_head * BIAS_LR_MULT, 0.0),
     }
     param_groups = [
         {"params": params, "lr": settings[k][0], "weight_decay": settings[k][1], "name": k}
         for k, params in groups.items()
         if params
     ]
-    return torch.optim.Adam(param_groups, betas=config.betas)
+    return torch.optim.Adam(param_groups, betas=ADAM_BETAS)
 
 
 def collection_fingerprint(collection: Collection, config: Config, fields=TRAINING_FIELDS) -> str:

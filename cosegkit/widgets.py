@@ -144,7 +144,7 @@ def network_maps(fitted, chunk: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     feats, sal = [], []
     for i in range(0, len(fitted.inputs), chunk):
         out = net(net.normalize(fitted.inputs[i : i + chunk].to(device)))
-        feats.append(normalize_features(out.features, eps=fitted.config.feature_eps).cpu())
+        feats.append(normalize_features(out.features).cpu())
         sal.append(out.saliency_low.cpu())
     return torch.cat(feats), torch.cat(sal)
 
@@ -474,9 +474,6 @@ class TrainingLab:
             lambda_affinity=widgets.FloatSlider(
                 value=c.lambda_affinity, min=0, max=5, step=0.05, description="λa (affinity)", style=style
             ),
-            lambda_saliency=widgets.FloatSlider(
-                value=c.lambda_saliency, min=0, max=2, step=0.1, description="λs (saliency)", style=style
-            ),
             head_init=widgets.Dropdown(
                 options=list(HEAD_INITS), value=c.head_init, description="head init", style=style
             ),
@@ -525,7 +522,7 @@ class TrainingLab:
                 widgets.HBox(
                     [
                         widgets.VBox([controls["alpha"], controls["lambda_copeak"], controls["lambda_affinity"]]),
-                        widgets.VBox([controls["lambda_saliency"], controls["head_init"], controls["epochs"]]),
+                        widgets.VBox([controls["feature_centering"], controls["head_init"], controls["epochs"]]),
                     ]
                 ),
                 widgets.HBox([button, status]),
@@ -622,7 +619,7 @@ def cosegment_cached(collection: Collection, config: Config, folder: str | Path 
     from .pipeline import cosegment
     from .train import collection_fingerprint
 
-    fields = [f.name for f in dataclasses.fields(config) if f.name not in ("device", "num_workers", "progress")]
+    fields = [f.name for f in dataclasses.fields(config) if f.name not in ("device", "progress")]
     path = (
         Path(folder) / f"result_{__version__}_{collection_fingerprint(collection, config, fields)}_e{config.epochs}.pt"
     )
@@ -665,15 +662,11 @@ def gradient_heatmaps(result, i: int) -> np.ndarray:
 
 def best_proposal(result, i: int, heatmap: np.ndarray) -> tuple[int, float]:
     """The proposal the ranking function picks for one heat map ``(h, w)`` of image ``i``, and its score R
-    (with the result's ranking settings, ``heatmap_power`` included, as :func:`cosegkit.pipeline.select_all` does)."""
-    from .pipeline import ranking_saliency_of
-    from .ranking import ranking_options, ranking_scores
+    (with the result's ranking options, as :func:`cosegkit.ranking.select_instances` ranks)."""
+    from .ranking import proposal_scores
 
-    options = {k: v for k, v in ranking_options(result.config).items() if k != "nms_iou"}
-    power = getattr(result.config, "heatmap_power", 1.0)
-    heat = heatmap if power == 1 else np.maximum(heatmap, 0) ** power
     r = result[i]
-    scores = ranking_scores(r.proposals, heat[None], ranking_saliency_of(r, result.config), **options)[:, 0]  # (P,)
+    scores = proposal_scores(r.proposals, heatmap[None], r.saliency_work, r.prior_work, result.config.ranking)[:, 0]
     best = int(np.argmax(scores))
     return best, float(scores[best])
 
@@ -689,7 +682,7 @@ def heatmap_view(result, i: int, peak: int, gradient_maps: np.ndarray | None = N
     fig, axes = plt.subplots(1, panels, figsize=(4.3 * panels, 4.2))
     xs, ys = _peak_xy(r, r.peaks)
     used = np.zeros(len(r.peaks), bool)
-    used[r.used_peaks(result.config.peak_threshold)] = True
+    used[r.used_peaks(result.config.ranking.peak_threshold)] = True
     im = axes[0].imshow(r.saliency, cmap="magma", vmin=0, vmax=1)
     axes[0].plot(xs[used], ys[used], "c+", ms=10, mew=2, label="peaks ≥ threshold")
     axes[0].plot(xs[~used], ys[~used], "+", color="gray", ms=8, label="peaks below")
@@ -814,7 +807,7 @@ def ranking_explorer(result, i: int = 0):
     """Sliders for β, γ (log scale), the NMS IoU and the peak threshold; every change calls
     :func:`rerank_view` — the ranking only, no training, no new heat maps or proposals."""
     widgets = _widgets()
-    c = result.config
+    c = result.config.ranking
     style = {"description_width": "110px"}
     values = np.concatenate([r.peak_values for r in result.images if len(r.peak_values)] or [np.zeros(1)])
     lo, hi = float(values.min()), float(values.max())

@@ -150,7 +150,7 @@ print("smallest feature ", float(out.features.min()), " — non-negative: the ba
 # losses need that sign.)
 
 # %%
-f_hat = normalize_features(out.features, eps=CONFIG.feature_eps).cpu()
+f_hat = normalize_features(out.features).cpu()
 norms = f_hat.norm(dim=1)  # (2, h, w)
 print("f̂ shape", tuple(f_hat.shape), f"| lengths ‖f̂(p)‖ between {norms.min():.6f} and {norms.max():.6f}")
 

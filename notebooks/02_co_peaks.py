@@ -178,8 +178,8 @@ for window in (3,) if FAST else (3, 5):  # brute force with window 5 takes secon
 # dark part of Tˢ — pairs where p or q is background, Tˢ ≈ 0 — tiny ripples also make
 # local maxima, and they say nothing about the common object. The authors' code keeps
 # a local maximum only if Tˢ(p, q) ≥ **the median of all Tˢ values of that pair**: at
-# least as strong as a typical pair. (The paper itself states no threshold; cosegkit
-# offers both: `Config.copeak_threshold = "median"` or `"none"`.)
+# least as strong as a typical pair. (The paper itself states no threshold; cosegkit trains
+# with the median, and `co_peaks(Ts, threshold="none")` shows the other.)
 
 # %%
 is_max = Ts == M_separable

@@ -80,13 +80,12 @@ import numpy as np
 
 from cosegkit import preset
 from cosegkit.baselines import best_proposal_iou
-from cosegkit.pipeline import ranking_saliency_of
 from cosegkit.ranking import (
     GAMMA_REFERENCE_AREA,
     normalize_heatmaps,
     normalize_saliency,
-    ranking_options,
-    ranking_scores,
+    proposal_scores,
+    ranking_saliency_map,
 )
 from cosegkit.viz import overlay
 from cosegkit.widgets import cosegment_cached, example_collection, ranking_explorer, rerank_view, show
@@ -179,26 +178,28 @@ if collection.has_ground_truth:
 # measured, not explained — try `result.rerank(contour_width=5)` and compare the masks).
 # The `tiny` preset also cubes each heat map before normalising (`heatmap_power=3`): on its
 # coarse 8 × 8 grid the z⁺ maps spread over much of the image. The cell below follows whatever
-# the config says, and checks the sum of the three terms against `ranking_scores`.
+# the config says (`result.config.ranking`, a `RankingOptions`), and checks the sum of the three
+# terms against `proposal_scores`, what the pipeline ranks with.
 
 # %%
-c = result.config
+c = result.config.ranking
 print(
     f"β = {c.beta}, γ = {c.gamma:g} ({c.gamma_mode}), heat maps to the power {c.heatmap_power:g}, normalised to {c.heatmap_norm} 1"
 )
 k = int(r.instance_peaks[0]) if len(r.instance_peaks) else 0
 heat = np.maximum(r.heatmaps[k], 0) ** c.heatmap_power  # (h, w)
 O = normalize_heatmaps(heat[None], c.heatmap_norm)[0]  # (h, w), sums to 1
-S_rank = ranking_saliency_of(r, c)  # (h, w): S, or √(S · Ŝ) with ranking_saliency="geometric_mean"
+S_rank = ranking_saliency_map(
+    r.saliency_work, r.prior_work, c
+)  # (h, w): S, or √(S · Ŝ) with ranking_saliency="geometric_mean"
 S = normalize_saliency(S_rank, c.ranking_saliency_norm)  # at the proposals' resolution (÷ its max with "max")
 instance = c.beta * props.region_sums(O * S)  # (P,)
 contour = props.contour_sums(O * S, width=c.contour_width)  # (P,)
 outside = props.region_sums(1 - S)  # (P,) ⟨1 − S, P⟩ in pixels of the working resolution
 background = c.gamma * (outside if c.gamma_mode == "pixels" else outside * GAMMA_REFERENCE_AREA / S.size)
 R = instance + contour - background
-options = {key: value for key, value in ranking_options(c).items() if key != "nms_iou"}
-reference = ranking_scores(props, heat[None], S_rank, **options)[:, 0]
-print("R from the three terms equals ranking_scores:", np.allclose(R, reference))
+reference = proposal_scores(props, r.heatmaps[[k]], r.saliency_work, r.prior_work, c)[:, 0]
+print("R from the three terms equals proposal_scores:", np.allclose(R, reference))
 
 top = np.argsort(-R)[:4]
 fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
@@ -224,13 +225,13 @@ show(fig)
 # 1. each peak above the threshold keeps its best proposal, with score R;
 # 2. a proposal chosen by several peaks is kept once;
 # 3. **mask NMS**: by decreasing score, drop a mask whose IoU with an already kept mask is
-#    ≥ 0.4 (`Config.nms_iou`);
+#    ≥ 0.4 (`nms_iou`);
 # 4. optionally the **class filter** drops instances below the 20th percentile of all
 #    scores of the collection (off by default: it never helped in the spec's runs).
 
 # %%
 print(
-    f"image {i}: {len(r.used_peaks(CONFIG.peak_threshold))} peaks in use → {len(r.masks)} instance(s), scores {np.round(r.scores, 3).tolist()}"
+    f"image {i}: {len(r.used_peaks(CONFIG.ranking.peak_threshold))} peaks in use → {len(r.masks)} instance(s), scores {np.round(r.scores, 3).tolist()}"
 )
 show(rerank_view(result, i)[2])
 
@@ -265,7 +266,7 @@ if segmenter is not None and len(r.peaks):
     sam = prompted_proposals(segmenter, r.image, r.peaks[[k]], r.logits.shape, props.shape)  # ≤ 3 masks
     print(f"MobileSAM: {sam.n} masks for peak {k} in {time.perf_counter() - start:.1f} s")
     both = combine_proposals(props, sam)  # watershed proposals first, then the prompted masks
-    R_both = ranking_scores(both, heat[None], S_rank, **options)[:, 0]
+    R_both = proposal_scores(both, r.heatmaps[[k]], r.saliency_work, r.prior_work, c)[:, 0]
     best_hier = int(np.argmax(R_both[: props.n]))
     shown = [best_hier] + list(props.n + np.arange(sam.n))
     labels = [f"watershed (best of {props.n})"] + [

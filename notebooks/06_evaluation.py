@@ -173,7 +173,7 @@ for t in (0.25, 0.5):
 prior_predictions, oracle_predictions = [], []
 for r, gt in zip(result.images, truth):
     prior_predictions.append(prior_components(saliency_prior(r.image)))
-    used = r.peaks[r.used_peaks(result.config.peak_threshold)]
+    used = r.peaks[r.used_peaks(result.config.ranking.peak_threshold)]
     oracle_predictions.append(oracle_per_peak(r.proposals, used, r.logits.shape, gt, out_shape=r.shape))
 rows = {
     "prior components": evaluate(prior_predictions, truth),

@@ -140,7 +140,7 @@ def test_infer_in_chunks_equals_one_cosegment_call():
 
     collection = synthetic_collection(n_images=7, size=(96, 112), seed=4)
     config = preset("tiny", backbone="simple", pretrained=False, image_size=64, epochs=1, proposal_max_side=96)
-    assert config.ranking_saliency == "geometric_mean"
+    assert config.ranking.ranking_saliency == "geometric_mean"
     fitted = fit(collection, config)
     whole = cosegment(collection, config, net=fitted)
     proposals = [r.proposals for r in whole.images]

@@ -282,13 +282,14 @@ def _square_result(n_images: int = 2):
 def test_rerank_view_passes_every_setting():
     result = _square_result()
     new, metrics, fig = W.rerank_view(result, 1, beta=0.5, gamma=1e-4, nms_iou=0.3, peak_threshold=0.0)
-    assert (new.config.beta, new.config.gamma, new.config.nms_iou, new.config.peak_threshold) == (0.5, 1e-4, 0.3, 0.0)
+    ranking = new.config.ranking
+    assert (ranking.beta, ranking.gamma, ranking.nms_iou, ranking.peak_threshold) == (0.5, 1e-4, 0.3, 0.0)
     assert metrics == new.evaluate() and metrics["mAP_r@0.5"] == 1.0
     assert all(len(r.masks) == 1 for r in new.images), "the background peak (Z = −1) is below the threshold 0"
     assert np.array_equal(new[1].masks[0], result.collection.gt_masks[1][0])
     nothing, metrics, _ = W.rerank_view(result, 0, peak_threshold=5.0)
     assert nothing.n_instances == 0 and metrics["mAP_r@0.25"] == 0.0
-    assert result.config.peak_threshold == "median", "the original result is left as it was"
+    assert result.config.ranking.peak_threshold == "median", "the original result is left as it was"
 
 
 def test_best_proposal_follows_the_heat_map():

@@ -53,17 +53,17 @@ def test_the_ablations_are_worse(result):
 def test_without_cosaliency_the_score_is_r_alone(result):
     """The paper's "without co-saliency" ranking (Table 3) reads no S anywhere: S ≡ 1 in the heat terms, no γ term,
     and the instance score is R, not R weighted by S̃ at the peak (``tiny`` scores with ranking_x_peak)."""
-    from cosegkit.ranking import ranking_options, select_instances
+    from cosegkit.ranking import select_instances
 
-    assert result.config.instance_score == "ranking_x_peak"
+    assert result.config.ranking.instance_score == "ranking_x_peak"
     without = result.rerank(use_cosaliency_in_ranking=False)
-    config = without.config
+    options = without.config.ranking
     for r, got in zip(result.images, without.images):
-        use = r.used_peaks(config.peak_threshold)
-        heat = np.maximum(r.heatmaps[use], 0) ** config.heatmap_power
-        idx, scores, peaks = select_instances(
-            r.proposals, heat, np.zeros_like(r.saliency_work), **ranking_options(config)
-        )
+        use = r.used_peaks(options.peak_threshold)
+        heat = np.maximum(r.heatmaps[use], 0) ** options.heatmap_power
+        # R alone, from the maps powered here; S is not read at all
+        plain = options.replace(heatmap_power=1.0, instance_score="ranking", ranking_saliency="cosaliency")
+        idx, scores, peaks = select_instances(r.proposals, heat, np.zeros_like(r.saliency_work), plain)
         np.testing.assert_array_equal(got.proposal_indices, idx)
         np.testing.assert_allclose(got.scores, scores, rtol=1e-12)
         np.testing.assert_array_equal(got.instance_peaks, use[peaks])
@@ -83,7 +83,7 @@ def test_rerank_reproduces_and_changes_only_the_ranking(result):
 
 def test_rerank_from_cached_terms_equals_ranking_from_scratch(result):
     """rerank recombines cached ranking terms; the answer must equal select_instances run from scratch."""
-    from cosegkit.ranking import ranking_options, select_instances
+    from cosegkit.ranking import cached_terms_for, select_instances
 
     changes = dict(
         beta=0.5,
@@ -96,15 +96,12 @@ def test_rerank_from_cached_terms_equals_ranking_from_scratch(result):
     fast = result.rerank(**changes)
     config = result.config.replace(**changes)
     for r, got in zip(result.images, fast.images):
-        use = r.used_peaks(config.peak_threshold)
-        heat = np.maximum(r.heatmaps[use], 0) ** config.heatmap_power
-        weights = 1 / (1 + np.exp(-r.peak_values[use].astype(np.float64)))
         idx, scores, peaks = select_instances(
-            r.proposals, heat, r.saliency_work, peak_weights=weights, **ranking_options(config)
-        )
+            r.proposals, r.heatmaps, r.saliency_work, config.ranking, peak_values=r.peak_values, logits=r.logits
+        )  # no cache: terms computed afresh for the peaks in use
         np.testing.assert_array_equal(got.proposal_indices, idx)
         np.testing.assert_allclose(got.scores, scores, rtol=1e-12)
-        np.testing.assert_array_equal(got.instance_peaks, use[peaks])
+        np.testing.assert_array_equal(got.instance_peaks, peaks)
     # the terms are shared between reranks, and invalidated when the heat maps change
     entries = [id(e) for r in fast.images for e in r.ranking_cache.values()]
     again = result.rerank(**{**changes, "gamma": 1e-5})
@@ -112,14 +109,28 @@ def test_rerank_from_cached_terms_equals_ranking_from_scratch(result):
     from dataclasses import replace
 
     r0 = replace(result.images[0], heatmaps=result.images[0].heatmaps * 0)
-    from cosegkit.pipeline import ranking_terms_of
+    terms = cached_terms_for(
+        r0.ranking_cache, r0.proposals, r0.heatmaps, r0.saliency_work, r0.prior_work, config.ranking
+    )
+    assert not terms["inside"].any()  # new heat maps (all zero): new terms
 
-    assert not ranking_terms_of(r0, config)["inside"].any()  # new heat maps (all zero): new terms
+
+def test_rerank_equals_a_fresh_cosegment_with_those_options(result, collection):
+    """Flat names reach Config.ranking, and reranking gives what the whole pipeline gives with those options."""
+    changes = dict(beta=0.6, nms_iou=0.3, heatmap_power=1.0, gamma_mode="pixels", peak_threshold=0.0)
+    fast = result.rerank(**changes)
+    fresh = cosegment(collection, preset("tiny", **changes), net=result.fit)
+    assert fresh.config.ranking == fast.config.ranking == result.config.ranking.replace(**changes)
+    assert fast.n_instances > 0
+    for a, b in zip(fast.images, fresh.images):
+        np.testing.assert_array_equal(a.masks, b.masks)
+        np.testing.assert_array_equal(a.scores, b.scores)
+        np.testing.assert_array_equal(a.instance_peaks, b.instance_peaks)
 
 
 def test_results_keep_the_prior_and_rank_with_the_geometric_mean(result, collection):
     """ranking_saliency="geometric_mean" ranks with √(S · Ŝ): the same as ranking from scratch with that map."""
-    from cosegkit.ranking import ranking_options, select_instances
+    from cosegkit.ranking import select_instances
     from cosegkit.saliency import resize_map
     from cosegkit.train import compute_priors
 
@@ -129,14 +140,13 @@ def test_results_keep_the_prior_and_rank_with_the_geometric_mean(result, collect
         np.testing.assert_allclose(r.prior_work, resize_map(prior.numpy(), r.saliency_work.shape).clip(0, 1), atol=1e-6)
     fused = result.rerank(ranking_saliency="geometric_mean")
     plain = result.rerank(ranking_saliency="cosaliency")
-    config = result.config.replace(ranking_saliency="geometric_mean")
+    options = result.config.ranking.replace(ranking_saliency="cosaliency")  # S passed in below is already fused
     changed = 0
     for r, got, other in zip(result.images, fused.images, plain.images):
-        use = r.used_peaks(config.peak_threshold)
-        heat = np.maximum(r.heatmaps[use], 0) ** config.heatmap_power
-        weights = 1 / (1 + np.exp(-r.peak_values[use].astype(np.float64)))
         S = np.sqrt(r.saliency_work * r.prior_work)
-        idx, scores, _ = select_instances(r.proposals, heat, S, peak_weights=weights, **ranking_options(config))
+        idx, scores, _ = select_instances(
+            r.proposals, r.heatmaps, S, options, peak_values=r.peak_values, logits=r.logits
+        )
         np.testing.assert_array_equal(got.proposal_indices, idx)
         np.testing.assert_allclose(got.scores, scores, rtol=1e-12)
         changed += not np.array_equal(got.scores, other.scores)
@@ -181,7 +191,7 @@ def test_geometric_mean_without_a_prior_says_what_is_missing(result):
     bare = replace(result, images=[replace(r, prior_work=None, ranking_cache={}) for r in result.images])
     with pytest.raises(ValueError, match="needs the saliency prior"):
         bare.rerank(ranking_saliency="geometric_mean")
-    with pytest.raises(ValueError, match="Unknown ranking_saliency"):
+    with pytest.raises(ValueError, match="Unknown ranking_saliency 'prior'; choose one of"):
         result.rerank(ranking_saliency="prior")
 
 

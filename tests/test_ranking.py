@@ -5,9 +5,9 @@ from scipy import ndimage
 from cosegkit.masks import mask_iou, mask_nms
 from cosegkit.ranking import (
     GAMMA_REFERENCE_AREA,
+    RankingOptions,
     class_filter,
     normalize_heatmaps,
-    ranking_options,
     ranking_scores,
     select_instances,
     select_per_peak,
@@ -274,11 +274,11 @@ def test_select_instances_applies_nms():
     props, heat, S = scene()
     heat2 = heat.copy()
     heat2[0] = 1.0
-    idx, score, peak = select_instances(props, heat2, S, contour_width=3, use_cosaliency=False)
+    idx, score, peak = select_instances(props, heat2, S, contour_width=3, use_cosaliency_in_ranking=False)
     np.testing.assert_array_equal(idx, [3, 2])
     np.testing.assert_allclose(score, [1.8, 35.2 / 24])
     np.testing.assert_array_equal(peak, [1, 0])
-    idx, _, _ = select_instances(props, heat2, S, contour_width=3, use_cosaliency=False, nms_iou=1 / 6)
+    idx, _, _ = select_instances(props, heat2, S, contour_width=3, use_cosaliency_in_ranking=False, nms_iou=1 / 6)
     np.testing.assert_array_equal(idx, [3])
 
 
@@ -288,13 +288,23 @@ def test_select_instances_without_peaks():
     assert idx.shape == score.shape == peak.shape == (0,)
 
 
-def test_ranking_options_reads_the_config():
+def test_select_instances_takes_the_config_options_and_flat_changes():
     from cosegkit.config import preset
 
-    opts = ranking_options(preset("paper", gamma=3e-6, use_cosaliency_in_ranking=False))
-    assert opts["gamma"] == 3e-6 and opts["use_cosaliency"] is False and opts["nms_iou"] == 0.4
+    opts = preset("paper", gamma=0.01, contour_width=3, use_cosaliency_in_ranking=False).ranking
+    assert opts.gamma == 0.01 and opts.use_cosaliency_in_ranking is False and opts.nms_iou == 0.4
     props, heat, S = scene()
-    select_instances(props, heat, S, **opts)  # every option is a keyword select_instances knows
+    by_options = select_instances(props, heat, S, opts)
+    by_name = select_instances(props, heat, S, gamma=0.01, contour_width=3, use_cosaliency_in_ranking=False)
+    for a, b in zip(by_options, by_name):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="no option"):
+        select_instances(props, heat, S, opts, betta=1.0)
+
+
+def logit(p):
+    p = np.asarray(p, dtype=np.float64)
+    return np.log(p / (1 - p))
 
 
 def test_saliency_max_normalisation_by_hand():
@@ -318,20 +328,21 @@ def test_peak_weights_reorder_instances_without_changing_the_choice():
     props, heat, S = scene()
     idx, scores, peaks = select_instances(props, heat, S, gamma=0.01, contour_width=3, nms_iou=0.4)
     np.testing.assert_array_equal(idx, [0, 3])  # R = 1.35 (peak 0, P0) before 0.88 (peak 1, P3)
-    idx_w, scores_w, peaks_w = select_instances(
-        props, heat, S, gamma=0.01, contour_width=3, nms_iou=0.4, peak_weights=np.array([0.5, 1.0])
-    )
-    np.testing.assert_array_equal(idx_w, [3, 0])  # 0.88 · 1 now beats 1.35 · 0.5 = 0.675
-    np.testing.assert_allclose(scores_w, [0.88, 0.675])
+    weighed = RankingOptions(gamma=0.01, contour_width=3, instance_score="ranking_x_peak", peak_threshold=-np.inf)
+    idx_w, scores_w, peaks_w = select_instances(props, heat, S, weighed, peak_values=logit([0.5, 0.999]))
+    np.testing.assert_array_equal(idx_w, [3, 0])  # 0.88 · 0.999 now beats 1.35 · 0.5 = 0.675
+    np.testing.assert_allclose(scores_w, [0.88 * 0.999, 0.675])
     np.testing.assert_array_equal(peaks_w, [1, 0])
-    with pytest.raises(ValueError, match="peak_weights"):
-        select_instances(props, heat, S, peak_weights=np.array([1.0]))
+    with pytest.raises(ValueError, match="needs peak_values"):
+        select_instances(props, heat, S, weighed)
+    with pytest.raises(ValueError, match="needs logits"):
+        select_instances(props, heat, S, peak_values=np.zeros(2))  # "median" of what?
 
 
 def test_select_instances_and_ranking_scores_agree_on_the_reference_area():
     """One code path: select_instances weighs γ with the same reference area as ranking_scores."""
     props, heat, S = scene()
-    options = dict(gamma=0.05, gamma_mode="area", contour_width=3, gamma_reference_area=48)
+    options = dict(gamma=0.05 * 48 / GAMMA_REFERENCE_AREA, gamma_mode="area", contour_width=3)
     R = ranking_scores(props, heat, S, **options)
     # h·w = 24: the penalty is 0.1·⟨1−S,P⟩. Peak 1: P0 1.35, P2 0.7 − 0.6 = 0.1; peak 2: P3 0.9 − 0.2 = 0.7
     np.testing.assert_allclose(R[:, 0], [1.35, 0.6, 0.1, 0.225 - 0.2], atol=1e-12)
@@ -365,7 +376,8 @@ def test_a_weaker_peak_never_ranks_above_a_stronger_one_with_negative_r():
     options = dict(gamma=4.0, contour_width=3)
     R = ranking_scores(DenseProposals(masks), heat, S, **options)
     np.testing.assert_allclose(R, [[-1.1, -2.0], [-2.0, -1.1], [-47.6, -47.6]], atol=1e-12)
-    idx, score, peak = select_instances(DenseProposals(masks), heat, S, peak_weights=np.array([0.9, 0.3]), **options)
+    weighed = RankingOptions(**options, instance_score="ranking_x_peak", peak_threshold=-np.inf)
+    idx, score, peak = select_instances(DenseProposals(masks), heat, S, weighed, peak_values=logit([0.9, 0.3]))
     np.testing.assert_array_equal(peak, [0, 1])
     np.testing.assert_array_equal(idx, [0, 1])
     np.testing.assert_allclose(score, [-1.1 / 0.9, -1.1 / 0.3], atol=1e-12)

@@ -185,7 +185,7 @@ def test_rerank_with_prompted_proposals_reuses_them(sam_results, monkeypatch):
 
 def test_unknown_proposal_source_is_refused():
     image, _ = disc_image((40, 40))
-    with pytest.raises(ValueError, match="Unknown proposals"):
+    with pytest.raises(ValueError, match="Config.proposals must be one of"):
         proposals_for(image, preset("tiny", proposals="mcg"))
     with pytest.raises(ValueError, match="pass peaks and logits"):
         proposals_for(image, preset("tiny", proposals="sam"))

@@ -249,5 +249,5 @@ def test_dino_preset_and_the_default():
         "learned",
         0,
     )
-    assert dino.feature_centering == "batch" and dino.peak_threshold == 0.0 and dino.proposals == "sam"
+    assert dino.feature_centering == "batch" and dino.ranking.peak_threshold == 0.0 and dino.proposals == "sam"
     assert preset() == preset(DEFAULT_PRESET)
