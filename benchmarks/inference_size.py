@@ -31,11 +31,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ablation import Shared, builtin_rows, infer, saliency_scores  # noqa: E402
-from quality import COLLECTIONS, config_summary, load, peak_statistics, timed  # noqa: E402
+from ablation import Shared, builtin_rows, infer  # noqa: E402
+from quality import COLLECTIONS, config_summary, load, timed  # noqa: E402
 
 from cosegkit import atomic  # noqa: E402
 from cosegkit.config import preset  # noqa: E402
+from cosegkit.diagnostics import peak_statistics, saliency_scores  # noqa: E402
 from cosegkit.evaluate import evaluate  # noqa: E402
 from cosegkit.train import fit  # noqa: E402
 
@@ -113,8 +114,9 @@ def main(argv=None):
                 scores = evaluate(predictions, gt)
                 auc, _ = saliency_scores(saliency, gt)
                 peaks = peak_statistics(logits, saliency, gt, sized.peak_threshold, sized.peak_window)
+                grid = f"{size} ({size // stride} × {size // stride})"
                 lines.append(
-                    f"| {name} | {label} | {args.seed} | {size} ({size // stride} × {size // stride}) | {scores['mAP_r@0.25']:.3f} "
+                    f"| {name} | {label} | {args.seed} | {grid} | {scores['mAP_r@0.25']:.3f} "
                     f"| {scores['mAP_r@0.5']:.3f} | {scores['CorLoc_r']:.3f} | {auc:.3f} | {peaks['used peaks']:.1f} "
                     f"| {peaks['hit']:.3f} | {t_train:.0f} | {t_infer:.0f} |"
                 )
