@@ -1,4 +1,4 @@
-"""The pure logic of benchmarks/ablation.py: mean ± std cells and the rows (its AUC and IoU are
+"""benchmarks/ablation.py: a smoke run, its rows and inference in chunks (its AUC and IoU are
 `cosegkit.diagnostics`, tested in test_diagnostics.py)."""
 
 import importlib.util
@@ -15,22 +15,14 @@ SPEC.loader.exec_module(ablation)
 
 from cosegkit.config import preset  # noqa: E402
 
-# ---------------------------------------------------------------- mean ± std
+# ---------------------------------------------------------------- smoke run
 
 
-def test_mean_std_uses_population_std_and_drops_the_leading_zero():
-    # mean 0.12, deviations ±0.004 → std (ddof=0) 0.004; with ddof=1 it would be .006
-    assert ablation.mean_std([0.116, 0.124]) == ".120 ± .004"
-    assert ablation.mean_std([1.0, 3.0], digits=1, leading_zero=True) == "2.0 ± 1.0"
-    assert ablation.mean_std([120.4, 130.6], digits=0, leading_zero=True) == "126 ± 5"
-
-
-def test_mean_std_one_value_negative_and_missing():
-    assert ablation.mean_std([0.5]) == ".500"
-    assert ablation.mean_std([-0.25]) == "-.250"
-    assert ablation.mean_std([float("nan"), 0.2, 0.4]) == ".300 ± .100"  # NaN runs are left out
-    assert ablation.mean_std([float("nan")]) == "–"
-    assert ablation.mean_std([]) == "–"
+def test_ablation_smoke_run_writes_a_table_with_its_command(tmp_path):
+    out = tmp_path / "ablation.md"
+    argv = ["--collections", "synthetic", "--max-images", "4", "--seeds", "0", "--epochs", "1", "--preset", "tiny"]
+    ablation.main([*argv, "--rows", "full", "prior", "--out", str(out)])
+    assert "python benchmarks/ablation.py " + " ".join(argv) in out.read_text()
 
 
 # ---------------------------------------------------------------- rows
@@ -49,7 +41,6 @@ def test_builtin_rows_switch_what_the_preset_has():
     paper = ablation.builtin_rows(preset("paper", copeak_form="paper"))  # zero head, paper form
     assert paper["head-init"].changes == {"head_init": "prior_mean"}
     assert paper["copeak-form"].changes == {"copeak_form": "code"}
-    assert "logit(mean prior)" in paper["head-init"].label and "σ" in paper["copeak-form"].label
 
 
 def test_select_rows_parses_extra_overrides():
