@@ -35,23 +35,27 @@ after every row.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
-import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality import COLLECTIONS, SPLIT_TEXT, SPLITS, config_summary, load, machine, parse_variant, timed  # noqa: E402
+from quality import (  # noqa: E402
+    Run,
+    collection_parser,
+    load,
+    parse_variant,
+    preset_of,
+    timed,
+)
 
 from cosegkit import atomic  # noqa: E402
 from cosegkit.baselines import prior_components  # noqa: E402
-from cosegkit.config import Config, preset  # noqa: E402
+from cosegkit.config import Config  # noqa: E402
 from cosegkit.diagnostics import AUC_STRIDE, peak_statistics, randomise_head, saliency_scores  # noqa: E402
 from cosegkit.evaluate import evaluate  # noqa: E402
 from cosegkit.pipeline import cosegment  # noqa: E402
@@ -290,29 +294,11 @@ class Table:
         return out
 
 
-def write_markdown(
-    path: Path,
-    tables: list[Table],
-    base: Config,
-    label: str,
-    seeds: list[int],
-    command: str,
-    started: str,
-    seconds: float,
-    split: str = "all",
-) -> None:
+def write_markdown(path: Path, tables: list[Table], base: Config, label: str, seeds: list[int], run: Run) -> None:
     text = [
-        "# Ablations: loss terms, co-peak loss form, head initialisation",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Date: {started}; wall time so far {seconds / 60:.1f} min. Machine: {machine(base)}. Times are wall-clock",
-        "on a machine that may be shared with other jobs: compare rows of one run rather than runs.",
-        "",
-        f"Config: `{label}` = the paper's defaults except {config_summary(base)}. Every row changes only what its",
-        f"label says. Seeds {', '.join(map(str, seeds))}; a cell is the mean ± std (ddof=0) over the row's runs.",
-        "",
-        f"Images: the {SPLIT_TEXT[split]}.",
+        *run.header("Ablations: loss terms, co-peak loss form, head initialisation", base, label),
+        f"Every row changes only what its label says. Seeds {', '.join(map(str, seeds))}; a cell is the mean ± std",
+        "(ddof=0) over the row's runs.",
         "",
     ]
     for table in tables:
@@ -352,17 +338,7 @@ def write_markdown(
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--collections", nargs="+", default=["Penn-Fudan", "balloon"], choices=COLLECTIONS)
-    parser.add_argument(
-        "--split",
-        default="report",
-        choices=SPLITS,
-        help="which images: the report split (default), the tune split or all (cosegkit.datasets.protocol)",
-    )
-    parser.add_argument("--max-images", type=int, default=None, help="first N images of each collection; default all")
-    parser.add_argument("--preset", default="lite", help="config preset (default: lite)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
+    parser = collection_parser(__doc__, ["Penn-Fudan", "balloon"])
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="Config.seed of each run (default 0 1 2)"
     )
@@ -382,22 +358,15 @@ def main(argv=None):
         help="one more row per text with these config overrides (repeatable)",
     )
     parser.add_argument("--chunk", type=int, default=8, help="images per cosegment call (bounds heat-map memory)")
-    parser.add_argument(
-        "--data", default=None, help="data root with PennFudanPed/ and balloon/ (default $COSEGKIT_DATA)"
-    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ablation.md")
     args = parser.parse_args(argv)
     if args.chunk < 4:
         parser.error("--chunk must be at least 4 (every cosegment call needs ≥ 2 images).")
 
-    overrides = {"progress": False} if args.epochs is None else {"progress": False, "epochs": args.epochs}
-    base = preset(args.preset, **overrides)
-    label = args.preset if args.epochs is None else f"{args.preset}, epochs={args.epochs}"
+    base, label = preset_of(args)
     rows = select_rows(base, args.rows, args.extra)  # fails now, not after hours of training
 
-    command = "python benchmarks/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    started = datetime.now().strftime("%Y-%m-%d %H:%M")
-    t0 = time.perf_counter()
+    benchmark = Run.of("ablation.py", argv, args.split)
     tables: list[Table] = []
     for name in args.collections:
         try:
@@ -431,17 +400,7 @@ def main(argv=None):
             table.runs[row.label] = runs
             summary = " | ".join(mean_std([r[k] for r in runs], d, z) for k, _, d, z in COLUMNS)
             print(f"  = {row.label}: {summary}", flush=True)
-            write_markdown(
-                args.out,
-                tables,
-                base,
-                label,
-                args.seeds,
-                command.strip(),
-                started,
-                time.perf_counter() - t0,
-                args.split,
-            )
+            write_markdown(args.out, tables, base, label, args.seeds, benchmark)
         print(f"  (written {args.out})", flush=True)
 
 

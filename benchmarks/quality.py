@@ -524,28 +524,41 @@ def config_summary(config: Config) -> str:
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or "(the paper's defaults)"
 
 
-def write_markdown(
-    path: Path,
-    reports: list[Report],
-    config: Config,
-    label: str,
-    command: str,
-    started: str,
-    seconds: float,
-    split: str = "all",
-) -> None:
+@dataclass
+class Run:
+    """One run of a benchmark: its command line, which images it measures, when it started."""
+
+    command: str
+    split: str = "all"
+    started: str = field(default_factory=lambda: datetime.now().strftime("%Y-%m-%d %H:%M"))
+    t0: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def of(cls, script: str, argv: list[str] | None, split: str = "all") -> Run:
+        """The run of ``benchmarks/<script>`` with ``argv`` (None: ``sys.argv[1:]``), starting now."""
+        return cls(f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:]), split)
+
+    def header(self, title: str, config: Config, label: str) -> list[str]:
+        """The lines a table starts with: title, command, date and wall time so far, machine, config, images."""
+        return [
+            f"# {title}",
+            "",
+            f"Command: `{self.command.strip()}`",
+            "",
+            f"Date: {self.started}; wall time so far {(time.perf_counter() - self.t0) / 60:.1f} min. "
+            f"Machine: {machine(config)}.",
+            "Times are wall-clock on a machine that may be shared with other jobs: compare rows of one run, not runs.",
+            "",
+            f"Config: `{label}` = the paper's defaults except {config_summary(config)}.",
+            "",
+            f"Images: the {SPLIT_TEXT[self.split]}.",
+            "",
+        ]
+
+
+def write_markdown(path: Path, reports: list[Report], config: Config, label: str, run: Run) -> None:
     text = [
-        "# Instance co-segmentation quality",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Date: {started}; total wall time {seconds / 60:.1f} min. Machine: {machine(config)}.",
-        "Times are wall-clock on a machine that may be shared with other jobs: compare rows of one run, not runs.",
-        "",
-        f"Config: `{label}` = the paper's defaults except {config_summary(config)}.",
-        "",
-        f"Images: the {SPLIT_TEXT[split]}.",
-        "",
+        *run.header("Instance co-segmentation quality", config, label),
         "Cells: mAPʳ@0.25 / mAPʳ@0.5 / CorLocʳ / instances per image / seconds per image (spec §8, at the original",
         "resolution; one category per collection). Seconds count a row's own work: the method row includes",
         "training; rows marked *rerank* reuse its heat maps and proposals and count only the ranking; the",
@@ -600,24 +613,43 @@ def write_markdown(
 # ---------------------------------------------------------------- main
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def collection_parser(doc: str, collections, split: bool = True) -> argparse.ArgumentParser:
+    """A parser with the arguments the benchmarks on collections share: ``--collections`` (default
+    ``collections``), ``--split`` (unless ``split`` is False), ``--max-images``, ``--preset``, ``--epochs``
+    and ``--data``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--collections", nargs="+", default=list(collections), choices=COLLECTIONS)
+    if split:
+        parser.add_argument(
+            "--split",
+            default="report",
+            choices=SPLITS,
+            help="which images: the report split (default; what tables quote), the tune split (where "
+            "settings are chosen) or all (cosegkit.datasets.protocol)",
+        )
     parser.add_argument(
         "--max-images",
         type=int,
         default=None,
         help=f"first N images of each real collection (synthetic: min(N, {SYNTHETIC_IMAGES})); default all",
     )
-    parser.add_argument("--collections", nargs="+", default=list(DEFAULT_COLLECTIONS), choices=COLLECTIONS)
-    parser.add_argument(
-        "--split",
-        default="report",
-        choices=SPLITS,
-        help="which images: the report split (default; what tables quote), the tune split (where "
-        "settings are chosen) or all (cosegkit.datasets.protocol)",
-    )
     parser.add_argument("--preset", default="lite", help="config preset (default: lite)")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
+    parser.add_argument(
+        "--data", default=None, help="data root with PennFudanPed/, balloon/, coco_val_subset/ (default $COSEGKIT_DATA)"
+    )
+    return parser
+
+
+def preset_of(args, **overrides) -> tuple[Config, str]:
+    """The preset ``args.preset`` with ``--epochs`` and ``overrides``, progress off; and its label for tables."""
+    epochs = {} if args.epochs is None else {"epochs": args.epochs}
+    label = args.preset if args.epochs is None else f"{args.preset}, epochs={args.epochs}"
+    return preset(args.preset, progress=False, **epochs, **overrides), label
+
+
+def main(argv=None):
+    parser = collection_parser(__doc__, DEFAULT_COLLECTIONS)
     parser.add_argument(
         "--variants",
         nargs="*",
@@ -638,24 +670,17 @@ def main(argv=None):
         action="store_true",
         help="add a row trained with the saliency loss only (λt = λa = 0); doubles the training time",
     )
-    parser.add_argument(
-        "--data", default=None, help="data root with PennFudanPed/ and balloon/ (default $COSEGKIT_DATA)"
-    )
     parser.add_argument("--figures", type=Path, default=None, help="save overlay and heat-map figures here")
     parser.add_argument("--n-figures", type=int, default=3, help="images per collection with figures")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality.md")
     args = parser.parse_args(argv)
 
-    overrides = {"progress": False} if args.epochs is None else {"progress": False, "epochs": args.epochs}
-    config = preset(args.preset, **overrides)
-    label = args.preset if args.epochs is None else f"{args.preset}, epochs={args.epochs}"
+    config, label = preset_of(args)
     variants = DEFAULT_VARIANTS if args.variants == [] else (args.variants or [])
     for text in variants:  # fail now, not after an hour of training
         config.replace(**parse_variant(text))
 
-    command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    started = datetime.now().strftime("%Y-%m-%d %H:%M")
-    t0 = time.perf_counter()
+    benchmark = Run.of("quality.py", argv, args.split)
     reports = []
     for name in args.collections:
         try:
@@ -675,7 +700,7 @@ def main(argv=None):
                 args.proposals,
             )
         )
-        write_markdown(args.out, reports, config, label, command.strip(), started, time.perf_counter() - t0, args.split)
+        write_markdown(args.out, reports, config, label, benchmark)
         print(f"  (written {args.out})", flush=True)
 
 
