@@ -84,7 +84,7 @@ COLUMNS = [  # (key, header, digits, leading zero)
 @dataclass(frozen=True)
 class Ablation:
     """One row: a name for ``--rows``, a label for the table, the config overrides (None: prior only);
-    ``random_head``: the head's weights are drawn with the seed after ``fit`` (:func:`quality.randomise_head`)."""
+    ``random_head``: the head's weights are drawn with the seed after ``fit`` (``diagnostics.randomise_head``)."""
 
     name: str
     label: str
