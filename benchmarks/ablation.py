@@ -35,40 +35,33 @@ after every row.
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import platform
 import sys
-import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality import (
-    COLLECTIONS,
-    SPLIT_TEXT,
-    SPLITS,
-    config_summary,
+from quality import (  # noqa: E402
+    Run,
+    collection_parser,
     load,
     parse_variant,
-    peak_statistics,  # noqa: E402
-    randomise_head,
+    preset_of,
     timed,
 )
 
 from cosegkit import atomic  # noqa: E402
 from cosegkit.baselines import prior_components  # noqa: E402
-from cosegkit.config import Config, preset  # noqa: E402
-from cosegkit.evaluate import evaluate, saliency_auc  # noqa: E402
+from cosegkit.config import Config  # noqa: E402
+from cosegkit.diagnostics import AUC_STRIDE, peak_statistics, randomise_head, saliency_scores  # noqa: E402
+from cosegkit.evaluate import evaluate  # noqa: E402
 from cosegkit.pipeline import cosegment  # noqa: E402
-from cosegkit.proposals import generate_proposals  # noqa: E402
+from cosegkit.proposals import proposals_for  # noqa: E402
 from cosegkit.ranking import class_filter  # noqa: E402
-from cosegkit.saliency import saliency_prior  # noqa: E402
+from cosegkit.saliency import prior_maps  # noqa: E402
 from cosegkit.train import compute_priors, fit  # noqa: E402
 
 FORMS = {"code": "code form −log σ(mean Tˢ)", "paper": "paper form −log(mean Tˢ)"}
@@ -83,7 +76,6 @@ COLUMNS = [  # (key, header, digits, leading zero)
     ("hit", "GT hit by a peak", 3, False),
     ("train_s", "training s", 1, True),
 ]
-AUC_STRIDE = 2  # S and the ground truth are read on every 2nd row and column: one pixel in four
 
 
 # ---------------------------------------------------------------- rows
@@ -92,7 +84,7 @@ AUC_STRIDE = 2  # S and the ground truth are read on every 2nd row and column: o
 @dataclass(frozen=True)
 class Ablation:
     """One row: a name for ``--rows``, a label for the table, the config overrides (None: prior only);
-    ``random_head``: the head's weights are drawn with the seed after ``fit`` (:func:`quality.randomise_head`)."""
+    ``random_head``: the head's weights are drawn with the seed after ``fit`` (``diagnostics.randomise_head``)."""
 
     name: str
     label: str
@@ -142,34 +134,6 @@ def select_rows(base: Config, names: list[str] | None, extras: list[str]) -> lis
 # ---------------------------------------------------------------- pure measures
 
 
-def mean_split_iou(saliency: np.ndarray, union: np.ndarray) -> float:
-    """IoU of (saliency > its mean) with ``union``; both (H, W). 0 when both are empty."""
-    found = saliency > saliency.mean()
-    total = np.logical_or(found, union).sum()
-    return float(np.logical_and(found, union).sum() / total) if total else 0.0
-
-
-def saliency_scores(
-    maps: list[np.ndarray], gt_masks: list[np.ndarray], stride: int = AUC_STRIDE
-) -> tuple[float, float]:
-    """Mean AUC and mean-split IoU of maps (H, W) against the union of each image's instances (K, H, W).
-
-    Both read every ``stride``-th row and column, and the map to 6 decimals (as integers, so that
-    the float32 noise resizing leaves on a flat map neither breaks ties nor splits it at its mean).
-    Images whose union is empty or the whole (subsampled) image are skipped; NaN when every image is."""
-    aucs, ious = [], []
-    for values, gt in zip(maps, gt_masks):
-        sub = np.round(np.asarray(values, dtype=np.float64)[::stride, ::stride] * 1e6)
-        union = gt.any(axis=0)[::stride, ::stride] if len(gt) else np.zeros(sub.shape, bool)
-        if not union.any() or union.all():
-            continue
-        aucs.append(saliency_auc(sub, union))
-        ious.append(mean_split_iou(sub, union))
-    if not aucs:
-        return float("nan"), float("nan")
-    return float(np.mean(aucs)), float(np.mean(ious))
-
-
 def format_number(value: float, digits: int = 3, leading_zero: bool = False) -> str:
     """``0.123`` → ``".123"`` (without the leading zero when ``leading_zero`` is False)."""
     text = f"{value:.{digits}f}"
@@ -214,26 +178,15 @@ class Shared:
     def image_proposals(self, config: Config) -> list:
         key = config.proposal_max_side
         if key not in self.proposals:
-            self.proposals[key], t = timed(
-                lambda: [
-                    generate_proposals(
-                        image,
-                        max_side=config.proposal_max_side,
-                        seed=config.seed,
-                    )
-                    for image in self.collection.images
-                ]
-            )
+            watershed = config.replace(proposals="hierarchy")  # every row and seed shares them: no peaks needed
+            self.proposals[key], t = timed(list, (proposals_for(image, watershed) for image in self.collection.images))
             print(f"    proposals: {t:.1f} s", flush=True)
         return self.proposals[key]
 
     def original_size_priors(self, config: Config) -> list[np.ndarray]:
         key = (config.prior, config.prior_power, config.prior_work_size)
         if key not in self.full_priors:
-            self.full_priors[key] = [
-                saliency_prior(image, method=config.prior, power=config.prior_power, work_size=config.prior_work_size)
-                for image in self.collection.images
-            ]
+            self.full_priors[key] = prior_maps(self.collection, config)
         return self.full_priors[key]
 
 
@@ -292,7 +245,7 @@ def measure_prior(shared: Shared, config: Config) -> dict:
     """The prior as S and its connected components as instances; no network, no training."""
     gt = shared.collection.gt_masks
     priors = shared.original_size_priors(config)
-    components, t = timed(lambda: [prior_components(p, p.shape) for p in priors])
+    components, t = timed(list, (prior_components(p, p.shape) for p in priors))
     auc, iou = saliency_scores(priors, gt)
     return {
         **evaluate(components, gt),
@@ -306,7 +259,8 @@ def measure_prior(shared: Shared, config: Config) -> dict:
 
 
 def row_seeds(row: Ablation, base: Config, seeds: list[int]) -> list[int]:
-    """Seeds a row runs with: all of them when it trains or draws a random head, the first alone when nothing is random."""
+    """Seeds a row runs with: all of them when it trains or draws a random head, the first alone when nothing is
+    random."""
     if row.random_head:
         return seeds
     if row.changes is None or base.replace(**row.changes).epochs == 0:
@@ -340,37 +294,11 @@ class Table:
         return out
 
 
-def machine(config: Config) -> str:
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
-        f"device {config.torch_device}, Python {platform.python_version()}, torch {torch.__version__}, "
-        f"numpy {np.__version__}"
-    )
-
-
-def write_markdown(
-    path: Path,
-    tables: list[Table],
-    base: Config,
-    label: str,
-    seeds: list[int],
-    command: str,
-    started: str,
-    seconds: float,
-    split: str = "all",
-) -> None:
+def write_markdown(path: Path, tables: list[Table], base: Config, label: str, seeds: list[int], run: Run) -> None:
     text = [
-        "# Ablations: loss terms, co-peak loss form, head initialisation",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Date: {started}; wall time so far {seconds / 60:.1f} min. Machine: {machine(base)}. Times are wall-clock",
-        "on a machine that may be shared with other jobs: compare rows of one run rather than runs.",
-        "",
-        f"Config: `{label}` = the paper's defaults except {config_summary(base)}. Every row changes only what its",
-        f"label says. Seeds {', '.join(map(str, seeds))}; a cell is the mean ± std (ddof=0) over the row's runs.",
-        "",
-        f"Images: the {SPLIT_TEXT[split]}.",
+        *run.header("Ablations: loss terms, co-peak loss form, head initialisation", base, label),
+        f"Every row changes only what its label says. Seeds {', '.join(map(str, seeds))}; a cell is the mean ± std",
+        "(ddof=0) over the row's runs.",
         "",
     ]
     for table in tables:
@@ -380,8 +308,8 @@ def write_markdown(
         "",
         "- **mAPʳ@0.25, mAPʳ@0.5, CorLocʳ** (spec §8): instances at the original resolution, one category.",
         "- **AUC of S**: ROC AUC of the co-saliency map S against the union of the ground-truth instances,",
-        f"  per image (on a grid of every {AUC_STRIDE}nd row and column), averaged; images whose union is empty or whole are",
-        "  skipped. 0.5 is chance. **IoU of S > mean**: IoU of S thresholded at its mean with that union.",
+        f"  per image (on a grid of every {AUC_STRIDE}nd row and column), averaged; images whose union is empty or",
+        "  whole are skipped. 0.5 is chance. **IoU of S > mean**: IoU of S thresholded at its mean with that union.",
         "  They judge stage 1 alone (what training made of S), free of peaks, proposals and ranking.",
         "- **used peaks / image**: local maxima of Z at or above its median (what the ranking uses);",
         "  **GT hit by a peak**: fraction of ground-truth instances holding a used peak's cell centre.",
@@ -410,17 +338,7 @@ def write_markdown(
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--collections", nargs="+", default=["Penn-Fudan", "balloon"], choices=COLLECTIONS)
-    parser.add_argument(
-        "--split",
-        default="report",
-        choices=SPLITS,
-        help="which images: the report split (default), the tune split or all (cosegkit.datasets.protocol)",
-    )
-    parser.add_argument("--max-images", type=int, default=None, help="first N images of each collection; default all")
-    parser.add_argument("--preset", default="lite", help="config preset (default: lite)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
+    parser = collection_parser(__doc__, ["Penn-Fudan", "balloon"])
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="Config.seed of each run (default 0 1 2)"
     )
@@ -440,22 +358,15 @@ def main(argv=None):
         help="one more row per text with these config overrides (repeatable)",
     )
     parser.add_argument("--chunk", type=int, default=8, help="images per cosegment call (bounds heat-map memory)")
-    parser.add_argument(
-        "--data", default=None, help="data root with PennFudanPed/ and balloon/ (default $COSEGKIT_DATA)"
-    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ablation.md")
     args = parser.parse_args(argv)
     if args.chunk < 4:
         parser.error("--chunk must be at least 4 (every cosegment call needs ≥ 2 images).")
 
-    overrides = {"progress": False} if args.epochs is None else {"progress": False, "epochs": args.epochs}
-    base = preset(args.preset, **overrides)
-    label = args.preset if args.epochs is None else f"{args.preset}, epochs={args.epochs}"
+    base, label = preset_of(args)
     rows = select_rows(base, args.rows, args.extra)  # fails now, not after hours of training
 
-    command = "python benchmarks/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    started = datetime.now().strftime("%Y-%m-%d %H:%M")
-    t0 = time.perf_counter()
+    benchmark = Run.of("ablation.py", argv, args.split)
     tables: list[Table] = []
     for name in args.collections:
         try:
@@ -480,25 +391,16 @@ def main(argv=None):
                 )
                 runs.append(run)
                 cells = ", ".join(f"{header} {mean_std([run[key]], d, z)}" for key, header, d, z in COLUMNS)
+                per_image = {k: run[k] / table.n_images for k in ("train_s", "infer_s")}
                 print(
-                    f"  {row.label} [seed {seed}]: {cells}; s/img: training {mean_std([run['train_s'] / table.n_images], 2, True)}, "
-                    f"the rest {run['infer_s'] / table.n_images:.2f}",
+                    f"  {row.label} [seed {seed}]: {cells}; s/img: training "
+                    f"{mean_std([per_image['train_s']], 2, True)}, the rest {per_image['infer_s']:.2f}",
                     flush=True,
                 )
             table.runs[row.label] = runs
             summary = " | ".join(mean_std([r[k] for r in runs], d, z) for k, _, d, z in COLUMNS)
             print(f"  = {row.label}: {summary}", flush=True)
-            write_markdown(
-                args.out,
-                tables,
-                base,
-                label,
-                args.seeds,
-                command.strip(),
-                started,
-                time.perf_counter() - t0,
-                args.split,
-            )
+            write_markdown(args.out, tables, base, label, args.seeds, benchmark)
         print(f"  (written {args.out})", flush=True)
 
 

@@ -21,7 +21,6 @@ The table is written after every measurement (default ``benchmarks/results/infer
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
@@ -31,11 +30,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ablation import Shared, builtin_rows, infer, saliency_scores  # noqa: E402
-from quality import COLLECTIONS, config_summary, load, peak_statistics, timed  # noqa: E402
+from ablation import Shared, builtin_rows, infer  # noqa: E402
+from quality import collection_parser, config_summary, load, preset_of, timed  # noqa: E402
 
 from cosegkit import atomic  # noqa: E402
-from cosegkit.config import preset  # noqa: E402
+from cosegkit.diagnostics import peak_statistics, saliency_scores  # noqa: E402
 from cosegkit.evaluate import evaluate  # noqa: E402
 from cosegkit.train import fit  # noqa: E402
 
@@ -72,8 +71,7 @@ def write(path: Path, lines: list[str], command: str, started: str, base, wall: 
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--collections", nargs="+", default=["Penn-Fudan", "balloon"], choices=COLLECTIONS)
+    parser = collection_parser(__doc__, ["Penn-Fudan", "balloon"], split=False)
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument(
         "--sizes",
@@ -83,15 +81,10 @@ def main(argv=None):
         help="inference sizes (multiples of the feature stride, 32 in the presets)",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--preset", default="lite")
-    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
-    parser.add_argument("--max-images", type=int, default=None)
     parser.add_argument("--chunk", type=int, default=8, help="images per cosegment call (bounds heat-map memory)")
-    parser.add_argument("--data", default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "inference_size.md")
     args = parser.parse_args(argv)
-    overrides = {"progress": False, "seed": args.seed} | ({} if args.epochs is None else {"epochs": args.epochs})
-    base = preset(args.preset, **overrides)
+    base, _ = preset_of(args, seed=args.seed)
     stride = base.feature_stride
     if any(size % stride for size in args.sizes):
         parser.error(f"--sizes must be multiples of {stride} (the feature stride); got {args.sizes}.")
@@ -113,8 +106,9 @@ def main(argv=None):
                 scores = evaluate(predictions, gt)
                 auc, _ = saliency_scores(saliency, gt)
                 peaks = peak_statistics(logits, saliency, gt, sized.ranking.peak_threshold)
+                grid = f"{size} ({size // stride} × {size // stride})"
                 lines.append(
-                    f"| {name} | {label} | {args.seed} | {size} ({size // stride} × {size // stride}) | {scores['mAP_r@0.25']:.3f} "
+                    f"| {name} | {label} | {args.seed} | {grid} | {scores['mAP_r@0.25']:.3f} "
                     f"| {scores['mAP_r@0.5']:.3f} | {scores['CorLoc_r']:.3f} | {auc:.3f} | {peaks['used peaks']:.1f} "
                     f"| {peaks['hit']:.3f} | {t_train:.0f} | {t_infer:.0f} |"
                 )

@@ -14,7 +14,6 @@ with ≥ 2 instances of it, other objects present; the ``coco`` row averages the
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 import time
 from datetime import datetime
@@ -25,11 +24,12 @@ import torch
 
 from cosegkit import preset
 from cosegkit.datasets import data_root, load_balloon, load_coco, load_pennfudan
-from cosegkit.evaluate import evaluate, saliency_auc
+from cosegkit.diagnostics import mean_auc
+from cosegkit.evaluate import evaluate
 from cosegkit.pipeline import cosegment
-from cosegkit.saliency import resize_map
 
-COCO_CATEGORIES = ("person", "car", "bottle", "cup", "chair", "bowl")
+sys.path.insert(0, str(Path(__file__).parent))
+from quality import COCO_CATEGORIES, parse_variant  # noqa: E402
 
 
 def collections(name: str, split: str, max_images: int | None):
@@ -55,27 +55,14 @@ def collections(name: str, split: str, max_images: int | None):
     return found
 
 
-def parse_variant(text: str) -> dict:
-    changes = {}
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        key, _, value = item.partition("=")
-        try:
-            changes[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            changes[key] = value
-    return changes
-
-
 def run(label, collection, preset_name, variant, seed):
     config = preset(preset_name, progress=False, seed=seed, **parse_variant(variant))
     t0 = time.perf_counter()
     result = cosegment(collection, config)
     seconds = time.perf_counter() - t0
     scores = evaluate(result.predictions(), collection.gt_masks)
-    union = [m.any(axis=0) if len(m) else np.zeros(r.shape, bool) for m, r in zip(collection.gt_masks, result.images)]
-    auc_s = np.nanmean([saliency_auc(r.saliency, u) for r, u in zip(result.images, union)])
-    priors = result.fit.priors.numpy()
-    auc_p = np.nanmean([saliency_auc(resize_map(p, u.shape), u) for p, u in zip(priors, union)])
+    auc_s = mean_auc([r.saliency for r in result.images], collection.gt_masks)
+    auc_p = mean_auc(result.fit.priors.numpy(), collection.gt_masks)
     copeak = [h["copeak"] for h in result.fit.history]
     return {
         **scores,
@@ -122,8 +109,8 @@ def main(argv=None):
         "",
         f"`{command}`",
         "",
-        f"Started {datetime.now():%Y-%m-%d %H:%M}, seed {args.seed}, "
-        f"{torch.get_num_threads()} torch threads. `coco` averages its six categories (mAPʳ is a mean over categories).",
+        f"Started {datetime.now():%Y-%m-%d %H:%M}, seed {args.seed}, {torch.get_num_threads()} torch threads. "
+        "`coco` averages its six categories (mAPʳ is a mean over categories).",
         "",
         "| " + " | ".join(header) + " |",
         "|" + " --- |" * len(header),
@@ -155,8 +142,8 @@ def main(argv=None):
 def table_line(preset_name, variant, label, r):
     return (
         f"| {preset_name} | {variant or '—'} | {label} | {r['n']} | {r['mAP_r@0.25']:.3f} | {r['mAP_r@0.5']:.3f} | "
-        f"{r['CorLoc_r']:.3f} | {r['auc_s']:.3f} | {r['auc_prior']:.3f} | {r['copeak'][0]:.3f} → {r['copeak'][1]:.3f} | "
-        f"{r['seconds'] / r['n']:.2f} |"
+        f"{r['CorLoc_r']:.3f} | {r['auc_s']:.3f} | {r['auc_prior']:.3f} | "
+        f"{r['copeak'][0]:.3f} → {r['copeak'][1]:.3f} | {r['seconds'] / r['n']:.2f} |"
     )
 
 

@@ -43,7 +43,8 @@ import numpy as np
 from PIL import Image
 from skimage.draw import polygon
 
-from cosegkit.masks import resize_nearest
+from cosegkit.baselines import best_proposal_iou
+from cosegkit.diagnostics import best_proposal_ious
 from cosegkit.proposals import generate_proposals
 
 VARIANTS = {
@@ -89,18 +90,6 @@ DATASETS = {"Penn-Fudan": read_pennfudan, "balloon": read_balloon}
 # ---------------------------------------------------------------- evaluation
 
 
-def best_iou(props, gt_masks: np.ndarray) -> np.ndarray:
-    """Best proposal IoU for every ground-truth mask ``(G, H, W)`` → ``(G,)``, at ``props.shape``."""
-    gt = np.stack([resize_nearest(m, props.shape) for m in gt_masks]).reshape(len(gt_masks), -1)
-    leaves = props.leaf_labels.ravel()
-    gt_per_leaf = np.stack([np.bincount(leaves[g], minlength=props.n_leaves) for g in gt])  # (G, L)
-    inter = np.asarray(props.membership.astype(np.float64) @ gt_per_leaf.T).T  # (G, P)
-    union = gt.sum(1)[:, None] + props.areas[None, :] - inter
-    if props.n == 0:
-        return np.zeros(len(gt))
-    return (inter / np.maximum(union, 1)).max(axis=1)
-
-
 def run(variant: dict, items, max_side: int):
     counts, seconds, band_seconds, best = [], [], [], []
     for _, image, gt in items:
@@ -112,7 +101,7 @@ def run(variant: dict, items, max_side: int):
         counts.append(props.n)
         seconds.append(t1 - t0)
         band_seconds.append(t2 - t1)
-        best.append(best_iou(props, gt))
+        best.append(best_proposal_iou(props, gt)[0])
     best = np.concatenate(best)
     return dict(
         n=np.mean(counts),
@@ -129,7 +118,7 @@ def source_rows(root: Path, n: int, sources: list[str], epochs: int | None) -> l
     """Recall and oracle per peak for each proposal source, with one trained network's peaks per dataset."""
     import scipy.ndimage as ndi
 
-    from cosegkit.baselines import best_proposal_iou, oracle_per_peak
+    from cosegkit.baselines import oracle_per_peak
     from cosegkit.config import preset
     from cosegkit.datasets import load_balloon, load_pennfudan
     from cosegkit.evaluate import evaluate
@@ -163,7 +152,7 @@ def source_rows(root: Path, n: int, sources: list[str], epochs: int | None) -> l
             parts[source] = (props, seconds)
             if source not in sources:
                 continue
-            best = np.concatenate([best_proposal_iou(p, g)[0] for p, g in zip(props, gt)])
+            best = best_proposal_ious(props, gt)
             oracle = [
                 oracle_per_peak(
                     p, r.peaks[r.used_peaks(config.ranking.peak_threshold)], r.logits.shape, g, out_shape=r.shape

@@ -64,21 +64,22 @@ import numpy as np
 import torch
 
 from cosegkit import atomic
-from cosegkit.baselines import (
-    best_proposal_iou,
-    oracle_per_peak,
-    peaks_in_masks,
-    prior_components,
-    top_proposals_by_saliency,
-)
+from cosegkit.baselines import oracle_per_peak, prior_components, top_proposals_by_saliency
 from cosegkit.config import Config, preset
 from cosegkit.datasets import data_root, load_balloon, load_coco, load_pennfudan, synthetic_collection
 from cosegkit.ddt import collection_features, ddt_components, ddt_maps
-from cosegkit.evaluate import evaluate, saliency_auc
+from cosegkit.diagnostics import (
+    mean_area_fraction,
+    mean_auc,
+    mean_inside_outside,
+    peak_statistics,
+    proposal_recall,
+    randomise_head,
+)
+from cosegkit.evaluate import evaluate
 from cosegkit.pipeline import Result, cosaliency, cosegment, select_all
-from cosegkit.prm import find_peaks
 from cosegkit.proposals import PROPOSAL_SOURCES, proposals_for
-from cosegkit.saliency import resize_map, saliency_prior
+from cosegkit.saliency import prior_maps
 from cosegkit.train import fit
 
 TOP_K = 3  # fixed before looking at any number: Penn-Fudan has ~2.5 people per image, balloon ~4
@@ -200,12 +201,7 @@ def other_sources(result: Result, config: Config, sources: list[str]) -> dict:
 
     def part(name):
         if name not in parts:
-            props, t = timed(
-                lambda: [
-                    proposals_for(r.image, config.replace(proposals=name), r.peaks, r.logits) for r in result.images
-                ]
-            )
-            parts[name] = (props, t)
+            parts[name] = timed(image_proposals, result.images, config.replace(proposals=name))
         return parts[name]
 
     out = {}
@@ -216,7 +212,7 @@ def other_sources(result: Result, config: Config, sources: list[str]) -> dict:
             from cosegkit.sam import combine_proposals
 
             (hier, t_h), (sam, t_s) = part("hierarchy"), part("sam")
-            props, t = timed(lambda: [combine_proposals(a, b) for a, b in zip(hier, sam)])
+            props, t = timed(list, map(combine_proposals, hier, sam))
             t_prop = t_h + t_s + t
         else:
             props, t_prop = part(source)
@@ -227,66 +223,34 @@ def other_sources(result: Result, config: Config, sources: list[str]) -> dict:
     return out
 
 
+def image_proposals(images: list, config: Config) -> list:
+    """``config.proposals`` for every ImageResult (its image, peaks and Z)."""
+    return [proposals_for(r.image, config, r.peaks, r.logits) for r in images]
+
+
+def oracle(result: Result, gt: list[np.ndarray], threshold) -> list:
+    """``oracle_per_peak`` of every image of ``result``: its proposals, its used peaks (≥ ``threshold``)."""
+    return [
+        oracle_per_peak(r.proposals, r.peaks[r.used_peaks(threshold)], r.logits.shape, g, out_shape=r.shape)
+        for r, g in zip(result.images, gt)
+    ]
+
+
+def recall_cells(result: Result, gt: list[np.ndarray]) -> tuple:
+    """Proposals per image, ABO, R@0.5 and R@0.7 of ``result``'s proposals (``diagnostics.proposal_recall``)."""
+    recall = proposal_recall([r.proposals for r in result.images], gt)
+    return tuple(recall[k] for k in ("proposals", "ABO", "R@0.5", "R@0.7"))
+
+
+def top_by_prior(proposals: list, priors: list[np.ndarray], score: str) -> list:
+    """The TOP_K proposals of every image by ``score`` against its prior (the top-k baseline rows)."""
+    return [
+        top_proposals_by_saliency(props, p, k=TOP_K, nms_iou=0.4, out_shape=p.shape, score=score)
+        for props, p in zip(proposals, priors)
+    ]
+
+
 # ---------------------------------------------------------------- diagnostics
-
-
-def mean_inside_outside(maps: list[np.ndarray], gt_masks: list[np.ndarray]) -> tuple[float, float]:
-    """Mean of each map (H, W) over the union of the instances and over the rest, averaged over images."""
-    inside, outside = [], []
-    for values, gt in zip(maps, gt_masks):
-        union = gt.any(axis=0) if len(gt) else np.zeros(values.shape, bool)
-        if union.any() and not union.all():
-            inside.append(values[union].mean())
-            outside.append(values[~union].mean())
-    return float(np.mean(inside)), float(np.mean(outside))
-
-
-def mean_area_fraction(masks: list[np.ndarray]) -> float:
-    """Mean area of the masks (K, H, W) of all images, as a fraction of their image."""
-    fractions = [m.mean(axis=(1, 2)) for m in masks if len(m)]
-    return float(np.concatenate(fractions).mean()) if fractions else float("nan")
-
-
-def peak_statistics(
-    logits: list[np.ndarray],
-    saliency: list[np.ndarray],
-    gt_masks: list[np.ndarray],
-    threshold="median",
-    window: int = 3,
-) -> dict:
-    """Where the peaks of Z fall. logits: per image Z (hz, wz); saliency: per image S (H, W).
-
-    Returns local maxima and used peaks (≥ ``threshold``) per image, the fraction of used peaks
-    on the background, the fraction of instances that hold a used peak, and mean S in / out.
-    """
-    n_all, n_used, on_background, hit, n_gt = 0, 0, 0, 0, 0
-    for z, gt in zip(logits, gt_masks):
-        peaks = find_peaks(torch.from_numpy(z), window=window, threshold=float("-inf")).numpy()
-        level = np.median(z) if threshold == "median" else float(threshold)
-        used = peaks[z[peaks[:, 0], peaks[:, 1]] >= level] if len(peaks) else peaks
-        inside = peaks_in_masks(used, z.shape, gt)  # (M, G)
-        n_all += len(peaks)
-        n_used += len(used)
-        on_background += int((~inside.any(axis=1)).sum())
-        hit += int(inside.any(axis=0).sum())
-        n_gt += len(gt)
-    s_in, s_out = mean_inside_outside(saliency, gt_masks)
-    n = len(logits)
-    return {
-        "peaks": n_all / n,
-        "used peaks": n_used / n,
-        "background": on_background / max(n_used, 1),
-        "hit": hit / max(n_gt, 1),
-        "S in": s_in,
-        "S out": s_out,
-        "AUC": mean_auc(saliency, gt_masks),
-    }
-
-
-def mean_auc(maps: list[np.ndarray], gt_masks: list[np.ndarray]) -> float:
-    """Mean over images of the ROC AUC of a map (H, W) against the union of the instances (resized to the mask's size)."""
-    aucs = [saliency_auc(resize_map(m, g.shape[1:]), g.any(axis=0)) for m, g in zip(maps, gt_masks) if len(g)]
-    return float(np.nanmean(aucs)) if aucs else float("nan")
 
 
 def result_peak_statistics(result: Result, gt_masks: list[np.ndarray]) -> dict:
@@ -354,9 +318,8 @@ def run_collection(
     d["areas"] = (mean_area_fraction([r.masks for r in result.images]), mean_area_fraction(gt))
 
     # proposal recall and the oracle, from the heat maps' peaks
-    best = np.concatenate([best_proposal_iou(r.proposals, g)[0] for r, g in zip(result.images, gt)])
-    d["proposals"] = np.mean([r.proposals.n for r in result.images])
-    d["ABO"], d["R@0.5"] = float(best.mean()), float(np.mean(best >= 0.5))
+    d["recall by source"] = {config.proposals: recall_cells(result, gt)}
+    d["proposals"], d["ABO"], d["R@0.5"], _ = d["recall by source"][config.proposals]
 
     # ranking variants: no new heat maps, only the last step
     no_cosal, t = timed(result.rerank, use_cosaliency_in_ranking=False)
@@ -367,29 +330,12 @@ def run_collection(
         changed, t = timed(result.rerank, **parse_variant(text))
         add(f"variant: {text} (rerank)", make_row(changed.predictions(), gt, t))
 
-    t0 = time.perf_counter()
-    oracle = []
-    for r, g in zip(result.images, gt):
-        peaks = r.peaks[r.used_peaks(config.ranking.peak_threshold)]
-        oracle.append(oracle_per_peak(r.proposals, peaks, r.logits.shape, g, out_shape=r.shape))
-    add("oracle: best proposal per peak", make_row(oracle, gt, time.perf_counter() - t0))
-    d["recall by source"] = {config.proposals: (d["proposals"], d["ABO"], d["R@0.5"], float(np.mean(best >= 0.7)))}
+    best, t = timed(oracle, result, gt, config.ranking.peak_threshold)
+    add("oracle: best proposal per peak", make_row(best, gt, t))
     for source, (alt, _, _) in alternatives.items():
-        t0 = time.perf_counter()
-        oracle = [
-            oracle_per_peak(
-                r.proposals, r.peaks[r.used_peaks(config.ranking.peak_threshold)], r.logits.shape, g, out_shape=r.shape
-            )
-            for r, g in zip(alt.images, gt)
-        ]
-        add(f"oracle: best proposal per peak ({source})", make_row(oracle, gt, time.perf_counter() - t0))
-        b = np.concatenate([best_proposal_iou(r.proposals, g)[0] for r, g in zip(alt.images, gt)])
-        d["recall by source"][source] = (
-            np.mean([r.proposals.n for r in alt.images]),
-            float(b.mean()),
-            float(np.mean(b >= 0.5)),
-            float(np.mean(b >= 0.7)),
-        )
+        best, t = timed(oracle, alt, gt, config.ranking.peak_threshold)
+        add(f"oracle: best proposal per peak ({source})", make_row(best, gt, t))
+        d["recall by source"][source] = recall_cells(alt, gt)
     del alternatives
 
     if figures is not None:
@@ -418,37 +364,15 @@ def run_collection(
         del only, net
 
     # baselines on the unsupervised prior (at the original resolution)
-    priors, t_prior = timed(
-        lambda: [
-            saliency_prior(image, method=config.prior, power=config.prior_power, work_size=config.prior_work_size)
-            for image in collection.images
-        ]
-    )
+    priors, t_prior = timed(prior_maps, collection, config)
     d["prior in/out"] = mean_inside_outside(priors, gt)
     d["prior AUC"] = mean_auc(priors, gt)
-    components, t = timed(lambda: [prior_components(p, p.shape) for p in priors])
+    components, t = timed(list, (prior_components(p, p.shape) for p in priors))
     add("baseline: prior components", make_row(components, gt, t_prior + t))
     for score_name, what in (("soft_iou", "soft IoU"), ("contrast", "contrast")):
-        top, t = timed(
-            lambda: [
-                top_proposals_by_saliency(props, p, k=TOP_K, nms_iou=0.4, out_shape=p.shape, score=score_name)
-                for props, p in zip(proposals, priors)
-            ]
-        )
+        top, t = timed(top_by_prior, proposals, priors, score_name)
         add(f"baseline: top-{TOP_K} proposals by prior {what}", make_row(top, gt, t_prior + t))
     return report
-
-
-def randomise_head(net, seed: int) -> None:
-    """Draw the 1×1 head's weights as PyTorch initialises a convolution, U(−1/√C, 1/√C) for C input channels,
-    from a generator seeded with ``seed``; the bias stays as the preset set it (logit of the mean prior in
-    ``lite``). Z is then a random projection of the pretrained features: a map with peaks, heat maps and
-    instances, the floor training has to beat (a zero head gives a constant Z, which has no peak)."""
-    weight = net.head.weight
-    bound = 1.0 / weight[0].numel() ** 0.5
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        weight.copy_((torch.rand(weight.shape, generator=generator, dtype=torch.float64) * 2 - 1).mul(bound).to(weight))
 
 
 def untrained_network(collection, config: Config, priors=None):
@@ -582,44 +506,60 @@ def diagnostics_table(reports: list[Report]) -> list[str]:
     return lines
 
 
+def machine(config: Config) -> str:
+    """The machine and versions, for a table's header."""
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
+        f"device {config.torch_device}, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"numpy {np.__version__}"
+    )
+
+
 def config_summary(config: Config) -> str:
     def flat(c: Config) -> dict:  # ranking options by their own names, beside the other fields
         d = c.to_dict()
-        ranking = d.pop("ranking")
-        return {**d, **ranking}
+        return {**d, **d.pop("ranking")}
 
     base = flat(Config())
     changed = {k: v for k, v in flat(config).items() if base[k] != v and k != "progress"}
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or "(the paper's defaults)"
 
 
-def write_markdown(
-    path: Path,
-    reports: list[Report],
-    config: Config,
-    label: str,
-    command: str,
-    started: str,
-    seconds: float,
-    split: str = "all",
-) -> None:
-    machine = (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
-        f"device {config.torch_device}, Python {platform.python_version()}, torch {torch.__version__}, "
-        f"numpy {np.__version__}"
-    )
+@dataclass
+class Run:
+    """One run of a benchmark: its command line, which images it measures, when it started."""
+
+    command: str
+    split: str = "all"
+    started: str = field(default_factory=lambda: datetime.now().strftime("%Y-%m-%d %H:%M"))
+    t0: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def of(cls, script: str, argv: list[str] | None, split: str = "all") -> Run:
+        """The run of ``benchmarks/<script>`` with ``argv`` (None: ``sys.argv[1:]``), starting now."""
+        return cls(f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:]), split)
+
+    def header(self, title: str, config: Config, label: str) -> list[str]:
+        """The lines a table starts with: title, command, date and wall time so far, machine, config, images."""
+        return [
+            f"# {title}",
+            "",
+            f"Command: `{self.command.strip()}`",
+            "",
+            f"Date: {self.started}; wall time so far {(time.perf_counter() - self.t0) / 60:.1f} min. "
+            f"Machine: {machine(config)}.",
+            "Times are wall-clock on a machine that may be shared with other jobs: compare rows of one run, not runs.",
+            "",
+            f"Config: `{label}` = the paper's defaults except {config_summary(config)}.",
+            "",
+            f"Images: the {SPLIT_TEXT[self.split]}.",
+            "",
+        ]
+
+
+def write_markdown(path: Path, reports: list[Report], config: Config, label: str, run: Run) -> None:
     text = [
-        "# Instance co-segmentation quality",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Date: {started}; total wall time {seconds / 60:.1f} min. Machine: {machine}. Times are wall-clock on a",
-        "machine that may be shared with other jobs: compare rows of one run rather than runs.",
-        "",
-        f"Config: `{label}` = the paper's defaults except {config_summary(config)}.",
-        "",
-        f"Images: the {SPLIT_TEXT[split]}.",
-        "",
+        *run.header("Instance co-segmentation quality", config, label),
         "Cells: mAPʳ@0.25 / mAPʳ@0.5 / CorLocʳ / instances per image / seconds per image (spec §8, at the original",
         "resolution; one category per collection). Seconds count a row's own work: the method row includes",
         "training; rows marked *rerank* reuse its heat maps and proposals and count only the ranking; the",
@@ -674,24 +614,43 @@ def write_markdown(
 # ---------------------------------------------------------------- main
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def collection_parser(doc: str, collections, split: bool = True) -> argparse.ArgumentParser:
+    """A parser with the arguments the benchmarks on collections share: ``--collections`` (default
+    ``collections``), ``--split`` (unless ``split`` is False), ``--max-images``, ``--preset``, ``--epochs``
+    and ``--data``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--collections", nargs="+", default=list(collections), choices=COLLECTIONS)
+    if split:
+        parser.add_argument(
+            "--split",
+            default="report",
+            choices=SPLITS,
+            help="which images: the report split (default; what tables quote), the tune split (where "
+            "settings are chosen) or all (cosegkit.datasets.protocol)",
+        )
     parser.add_argument(
         "--max-images",
         type=int,
         default=None,
         help=f"first N images of each real collection (synthetic: min(N, {SYNTHETIC_IMAGES})); default all",
     )
-    parser.add_argument("--collections", nargs="+", default=list(DEFAULT_COLLECTIONS), choices=COLLECTIONS)
-    parser.add_argument(
-        "--split",
-        default="report",
-        choices=SPLITS,
-        help="which images: the report split (default; what tables quote), the tune split (where "
-        "settings are chosen) or all (cosegkit.datasets.protocol)",
-    )
     parser.add_argument("--preset", default="lite", help="config preset (default: lite)")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
+    parser.add_argument(
+        "--data", default=None, help="data root with PennFudanPed/, balloon/, coco_val_subset/ (default $COSEGKIT_DATA)"
+    )
+    return parser
+
+
+def preset_of(args, **overrides) -> tuple[Config, str]:
+    """The preset ``args.preset`` with ``--epochs`` and ``overrides``, progress off; and its label for tables."""
+    epochs = {} if args.epochs is None else {"epochs": args.epochs}
+    label = args.preset if args.epochs is None else f"{args.preset}, epochs={args.epochs}"
+    return preset(args.preset, progress=False, **epochs, **overrides), label
+
+
+def main(argv=None):
+    parser = collection_parser(__doc__, DEFAULT_COLLECTIONS)
     parser.add_argument(
         "--variants",
         nargs="*",
@@ -712,24 +671,17 @@ def main(argv=None):
         action="store_true",
         help="add a row trained with the saliency loss only (λt = λa = 0); doubles the training time",
     )
-    parser.add_argument(
-        "--data", default=None, help="data root with PennFudanPed/ and balloon/ (default $COSEGKIT_DATA)"
-    )
     parser.add_argument("--figures", type=Path, default=None, help="save overlay and heat-map figures here")
     parser.add_argument("--n-figures", type=int, default=3, help="images per collection with figures")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality.md")
     args = parser.parse_args(argv)
 
-    overrides = {"progress": False} if args.epochs is None else {"progress": False, "epochs": args.epochs}
-    config = preset(args.preset, **overrides)
-    label = args.preset if args.epochs is None else f"{args.preset}, epochs={args.epochs}"
+    config, label = preset_of(args)
     variants = DEFAULT_VARIANTS if args.variants == [] else (args.variants or [])
     for text in variants:  # fail now, not after an hour of training
         config.replace(**parse_variant(text))
 
-    command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    started = datetime.now().strftime("%Y-%m-%d %H:%M")
-    t0 = time.perf_counter()
+    benchmark = Run.of("quality.py", argv, args.split)
     reports = []
     for name in args.collections:
         try:
@@ -749,7 +701,7 @@ def main(argv=None):
                 args.proposals,
             )
         )
-        write_markdown(args.out, reports, config, label, command.strip(), started, time.perf_counter() - t0, args.split)
+        write_markdown(args.out, reports, config, label, benchmark)
         print(f"  (written {args.out})", flush=True)
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from cosegkit.ddt import ddt_maps
-from cosegkit.evaluate import saliency_auc
+from cosegkit.diagnostics import mean_auc
 from cosegkit.model import to_input
-from cosegkit.saliency import resize_map, saliency_prior
+from cosegkit.saliency import saliency_prior
 from cosegkit.vit import IMAGENET_MEAN, IMAGENET_STD, dinov2_vits14_backbone
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -66,16 +66,13 @@ def main(argv=None):
     ]
     for name in args.collections:
         for label, col in collections(name, args.split, None):
-            union = [
-                m.any(axis=0) if len(m) else np.zeros(im.shape[:2], bool) for m, im in zip(col.gt_masks, col.images)
-            ]
             priors = [saliency_prior(im, (448, 448), method="learned", power=1.0) for im in col.images]
-            prior_auc = np.nanmean([saliency_auc(resize_map(p, u.shape), u) for p, u in zip(priors, union)])
+            prior_auc = mean_auc(priors, col.gt_masks)
             feats = layer_features(col.images, args.blocks)
             cells = []
             for b in args.blocks:
                 maps = ddt_maps(feats[b], torch.from_numpy(np.stack(priors)))  # (N, s, s)
-                cells.append(np.nanmean([saliency_auc(resize_map(m, u.shape), u) for m, u in zip(maps, union)]))
+                cells.append(mean_auc(maps, col.gt_masks))
             lines.append(f"| {label} | {len(col)} | {prior_auc:.3f} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
             print(lines[-1], flush=True)
             out.write_text("\n".join(lines) + "\n")

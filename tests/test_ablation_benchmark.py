@@ -1,5 +1,5 @@
-"""The pure logic of benchmarks/ablation.py: mean ± std cells, the mean-split IoU and the rows
-(the rank AUC it uses is `cosegkit.evaluate.saliency_auc`, tested in test_evaluate.py)."""
+"""benchmarks/ablation.py: a smoke run, its rows and inference in chunks (its AUC and IoU are
+`cosegkit.diagnostics`, tested in test_diagnostics.py)."""
 
 import importlib.util
 import sys
@@ -15,52 +15,14 @@ SPEC.loader.exec_module(ablation)
 
 from cosegkit.config import preset  # noqa: E402
 
-# ---------------------------------------------------------------- mean ± std
+# ---------------------------------------------------------------- smoke run
 
 
-def test_mean_std_uses_population_std_and_drops_the_leading_zero():
-    # mean 0.12, deviations ±0.004 → std (ddof=0) 0.004; with ddof=1 it would be .006
-    assert ablation.mean_std([0.116, 0.124]) == ".120 ± .004"
-    assert ablation.mean_std([1.0, 3.0], digits=1, leading_zero=True) == "2.0 ± 1.0"
-    assert ablation.mean_std([120.4, 130.6], digits=0, leading_zero=True) == "126 ± 5"
-
-
-def test_mean_std_one_value_negative_and_missing():
-    assert ablation.mean_std([0.5]) == ".500"
-    assert ablation.mean_std([-0.25]) == "-.250"
-    assert ablation.mean_std([float("nan"), 0.2, 0.4]) == ".300 ± .100"  # NaN runs are left out
-    assert ablation.mean_std([float("nan")]) == "–"
-    assert ablation.mean_std([]) == "–"
-
-
-# ---------------------------------------------------------------- AUC and IoU
-
-
-def test_mean_split_iou_and_saliency_scores():
-    saliency = np.zeros((4, 4))
-    saliency[:2, :2] = 1.0  # mean 0.25: the top-left 2 × 2 block is "salient"
-    union = np.zeros((4, 4), bool)
-    union[:2, :3] = True  # 6 pixels, 4 of them found
-    assert ablation.mean_split_iou(saliency, union) == pytest.approx(4 / 6)
-
-    gt = union[None]
-    auc, iou = ablation.saliency_scores([saliency], [gt], stride=1)
-    # positives: four 1s and two 0s; negatives: ten 0s → (4·10 + 2·10·½) / 60 = 50 / 60
-    assert auc == pytest.approx(50 / 60)
-    assert iou == pytest.approx(4 / 6)
-    # images whose union is empty or covers everything are skipped; all skipped → NaN
-    empty, full = np.zeros((0, 4, 4), bool), np.ones((1, 4, 4), bool)
-    assert ablation.saliency_scores([saliency, saliency, saliency], [gt, empty, full], stride=1) == (auc, iou)
-    assert all(np.isnan(v) for v in ablation.saliency_scores([saliency], [empty], stride=1))
-
-
-def test_saliency_scores_read_a_strided_grid():
-    saliency = np.zeros((4, 4))
-    saliency[::2, ::2] = [[1.0, 0.0], [0.0, 0.0]]  # off-grid pixels stay 0
-    gt = np.zeros((1, 4, 4), bool)
-    gt[0, 0, 0] = True
-    auc, iou = ablation.saliency_scores([saliency], [gt], stride=2)  # 4 pixels: one positive, ranked first
-    assert (auc, iou) == (pytest.approx(1.0), pytest.approx(1.0))
+def test_ablation_smoke_run_writes_a_table_with_its_command(tmp_path):
+    out = tmp_path / "ablation.md"
+    argv = ["--collections", "synthetic", "--max-images", "4", "--seeds", "0", "--epochs", "1", "--preset", "tiny"]
+    ablation.main([*argv, "--rows", "full", "prior", "--out", str(out)])
+    assert "python benchmarks/ablation.py " + " ".join(argv) in out.read_text()
 
 
 # ---------------------------------------------------------------- rows
@@ -79,7 +41,6 @@ def test_builtin_rows_switch_what_the_preset_has():
     paper = ablation.builtin_rows(preset("paper", copeak_form="paper"))  # zero head, paper form
     assert paper["head-init"].changes == {"head_init": "prior_mean"}
     assert paper["copeak-form"].changes == {"copeak_form": "code"}
-    assert "logit(mean prior)" in paper["head-init"].label and "σ" in paper["copeak-form"].label
 
 
 def test_select_rows_parses_extra_overrides():
@@ -118,15 +79,6 @@ def test_rows_without_training_run_once():
     assert rows["untrained"].random_head and not rows["full"].random_head
     assert ablation.row_seeds(rows["ddt"], base, seeds) == [0]
     assert ablation.row_seeds(rows["prior"], base, seeds) == [0]
-
-
-def test_saliency_scores_see_a_flat_map_with_float_noise_as_flat():
-    rng = np.random.default_rng(0)
-    flat = (0.3 + rng.normal(0, 1e-8, (8, 8))).astype(np.float32)  # what resizing a constant map can give
-    gt = np.zeros((1, 8, 8), bool)
-    gt[0, :3, :3] = True
-    auc, iou = ablation.saliency_scores([flat], [gt], stride=1)
-    assert auc == pytest.approx(0.5) and iou == 0.0
 
 
 # ---------------------------------------------------------------- inference in chunks
