@@ -48,19 +48,8 @@ if "google.colab" in sys.modules:
 
         with open("/tmp/keep_torch.txt", "w") as pins:
             pins.write(f"torch=={torch.__version__}\ntorchvision=={torchvision.__version__}\n")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "-c",
-                "/tmp/keep_torch.txt",
-                f"cosegkit[notebooks] @ git+{REPO_URL}",
-            ],
-            check=True,
-        )
+        pip = [sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/keep_torch.txt"]
+        subprocess.run([*pip, f"cosegkit[notebooks] @ git+{REPO_URL}"], check=True)
     from google.colab import output
 
     output.enable_custom_widget_manager()  # ipywidgets 8 on Colab
