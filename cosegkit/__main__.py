@@ -113,7 +113,8 @@ def find_demo_images(max_images: int) -> tuple[object, str]:
         except Exception as error:
             raise SystemExit(
                 f"No local data ({local_error}) and the Penn-Fudan download failed ({error}).\n"
-                "Set COSEGKIT_DATA to a folder holding PennFudanPed/, or run `python -m cosegkit segment YOUR_FOLDER --out DIR`."
+                "Set COSEGKIT_DATA to a folder holding PennFudanPed/, "
+                "or run `python -m cosegkit segment YOUR_FOLDER --out DIR`."
             ) from error
         return load_pennfudan(folder, max_images=max_images), str(folder)
 
@@ -133,7 +134,8 @@ def demo(args) -> int:
     collection, where = find_demo_images(args.max_images or 12)
     out = atomic.ensure_writable_folder(args.out)
     print(
-        f"cosegkit demo: {len(collection)} Penn-Fudan images from {where}, preset {args.preset}, device {config.torch_device}"
+        f"cosegkit demo: {len(collection)} Penn-Fudan images from {where}, preset {args.preset}, "
+        f"device {config.torch_device}"
     )
     result = cosegment(collection, config, checkpoint=out / "checkpoint.pt", resume=args.resume)
     figures = {

@@ -7,7 +7,9 @@
 
 Everything expensive (training, heat maps, proposals) is kept on the :class:`Result`, so
 ``result.rerank(beta=..., gamma=..., nms_iou=..., peak_threshold=...)`` re-runs only the
-cheap last step.
+cheap last step. Heat maps are computed for the peaks at or above the peak threshold only
+(one image's record stays a few MB); a rerank with a lower threshold computes those of the
+new peaks then.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .model import CoSaliencyNet, to_input
 from .prm import find_peaks, zplus_network
 from .prm import heatmaps as peak_heatmaps
 from .proposals import Proposals, as_proposals, proposals_for
-from .ranking import RANKING_FIELDS, class_filter, peaks_in_use, select_instances
+from .ranking import RANKING_FIELDS, class_filter, peak_level, peaks_in_use, select_instances
 from .saliency import resize_map
 from .train import FitResult, compute_priors, fit
 from .vit import is_vit
@@ -46,11 +48,12 @@ class ImageResult:
     logits: np.ndarray  # (hz, wz) Z, the low-resolution co-saliency logits
     saliency: np.ndarray  # (H, W) float32 co-saliency S at the original resolution
     saliency_work: np.ndarray  # (h, w) S at the proposals' working resolution
-    peaks: np.ndarray  # (M, 2) every local maximum of Z (row, col), best first
+    peaks: np.ndarray  # (M, 2) the local maxima of Z (row, col) at or above peak_floor, best first
     peak_values: np.ndarray  # (M,) Z at the peaks
     heatmaps: np.ndarray  # (M, h, w) peak back-propagation heat map of every peak (not normalised)
     proposals: Proposals  # candidate masks at (h, w)
     prior_work: np.ndarray | None = None  # (h, w) the saliency prior Ŝ at the proposals' working resolution
+    peak_floor: float = -np.inf  # the level of Z down to which local maxima are in `peaks` (the peak threshold)
     masks: np.ndarray = None  # (K, H, W) bool, one per instance, best first
     scores: np.ndarray = None  # (K,) ranking score R of each instance
     instance_peaks: np.ndarray = None  # (K,) index into `peaks` of the peak that found each instance
@@ -99,6 +102,14 @@ class Result:
             )
         config = self.config.replace(**changes)
         images = [replace(r) for r in self.images]
+        lower = [r for r in images if peak_level(r.logits, config.ranking.peak_threshold) < r.peak_floor]
+        if lower:  # a lower peak threshold: heat maps for the peaks it adds
+            if self.fit is None:
+                raise ValueError(
+                    "rerank(peak_threshold=...) below the threshold the heat maps were made for needs the trained "
+                    "network (Result.fit); this Result has none. Use a threshold ≥ the original one."
+                )
+            add_peaks(lower, self.fit.net, config)
         select_all(images, config)
         return replace(self, images=images, config=config)
 
@@ -249,11 +260,41 @@ def select_all(images: list[ImageResult], config: Config) -> None:
 def cosaliency(
     net: CoSaliencyNet, image: np.ndarray, size: int, device: torch.device
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """One image through the trained network → (normalised input (1, 3, S, S), Z (hz, wz), S (H, W) at the original size)."""
+    """One image through the trained network → (normalised input (1, 3, S, S), Z (hz, wz), S (H, W) at its size)."""
     x = net.normalize(to_input([image], size).to(device))
     out = net(x)
     full = F.interpolate(out.saliency[:, None], size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
     return x, out.logits[0, 0].cpu().numpy(), full.clamp(0, 1).cpu().numpy().astype(np.float32)
+
+
+def local_maxima(logits: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The 3 × 3 local maxima of Z ``(hz, wz)`` (spec §7.2) at or above ``level``, best first: ``(M, 2)`` (row, col)
+    and their values ``(M,)`` (compared as :func:`cosegkit.ranking.peaks_in_use` compares them)."""
+    peaks = find_peaks(torch.from_numpy(logits), window=3, threshold=float("-inf")).numpy()
+    values = logits[peaks[:, 0], peaks[:, 1]] if len(peaks) else np.zeros(0, np.float32)
+    keep = values >= level
+    return peaks[keep], values[keep]
+
+
+def add_peaks(images: list[ImageResult], net: CoSaliencyNet, config: Config) -> None:
+    """Lower each image's ``peak_floor`` to ``config.ranking.peak_threshold``: the local maxima of Z between the
+    two levels join ``peaks`` (after the others: best first still holds) with their heat maps (in place; new
+    arrays, so copies made by ``dataclasses.replace`` are not changed). Proposals are left as they are."""
+    device = next(net.parameters()).device
+    twin = None if is_vit(net.backbone) else zplus_network(net)
+    size = config.input_size_at_inference
+    for r in images:
+        level = peak_level(r.logits, config.ranking.peak_threshold)
+        every, values = local_maxima(r.logits, level)
+        new = values < r.peak_floor
+        if new.any():
+            x = net.normalize(to_input([r.image], size).to(device))
+            heat = peak_heatmaps(twin if twin is not None else net, x, every[new], out_size=r.heatmaps.shape[1:])
+            r.peaks = np.concatenate([r.peaks, every[new]])
+            r.peak_values = np.concatenate([r.peak_values, values[new]])
+            r.heatmaps = np.concatenate([r.heatmaps, heat.detach().cpu().numpy()])
+            r.ranking_cache = {}
+        r.peak_floor = level
 
 
 def analyse_image(
@@ -270,16 +311,17 @@ def analyse_image(
 
     ``zplus_net``: ``prm.zplus_network(net)``, converted once per collection (built here when None).
     ``prior``: the image's saliency prior Ŝ (any resolution), kept at the working resolution.
-    Heat maps are computed for every local maximum of Z; the peak threshold is applied at ranking time."""
+    The peaks are the local maxima of Z at or above ``config.ranking.peak_threshold`` (``peak_floor``); each
+    gets a heat map and, with ``proposals="sam"``, a prompt. :meth:`Result.rerank` adds peaks below it."""
     device = next(net.parameters()).device
     timings = timings if timings is not None else {}
     t0 = time.perf_counter()
     x, logits, saliency = cosaliency(net, image, config.input_size_at_inference, device)
-    peaks = find_peaks(torch.from_numpy(logits), window=3, threshold=float("-inf"))  # 3 × 3 maxima (spec §7.2)
-    peak_values = logits[peaks[:, 0].numpy(), peaks[:, 1].numpy()] if len(peaks) else np.zeros(0, np.float32)  # (M,)
+    floor = peak_level(logits, config.ranking.peak_threshold)
+    peaks, peak_values = local_maxima(logits, floor)
     t1 = time.perf_counter()
     if proposals is None:
-        props = proposals_for(image, config, peaks.numpy(), logits)  # config.proposals: hierarchy, sam or both
+        props = proposals_for(image, config, peaks, logits)  # config.proposals: hierarchy, sam or both
     else:
         props = as_proposals(proposals, image)
     t2 = time.perf_counter()
@@ -301,11 +343,12 @@ def analyse_image(
         logits=logits,
         saliency=saliency,
         saliency_work=resize_map(saliency, props.shape).clip(0, 1),
-        peaks=peaks.numpy(),
+        peaks=peaks,
         peak_values=np.asarray(peak_values),
         heatmaps=heat,
         proposals=props,
         prior_work=None if prior is None else resize_map(np.asarray(prior, np.float32), props.shape).clip(0, 1),
+        peak_floor=floor,
     )
 
 

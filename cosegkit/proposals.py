@@ -654,12 +654,12 @@ def proposals_for(
     """The proposals ``config.proposals`` names, for one image (what :func:`cosegkit.cosegment` uses).
 
     - ``"hierarchy"``: :func:`generate_proposals` (watershed trees + adjacent groups);
-    - ``"sam"``: the promptable segmenter's three masks for a point at every peak of Z
-      (:func:`cosegkit.sam.prompted_proposals`; ``peaks (M, 2)`` cells of ``logits (hz, wz)``);
+    - ``"sam"``: the promptable segmenter's three masks for a point at each of ``peaks`` (``(M, 2)`` cells of
+      ``logits (hz, wz)``; :func:`cosegkit.cosegment` passes the peaks at or above the peak threshold;
+      :func:`cosegkit.sam.prompted_proposals`);
     - ``"both"``: the union of the two (:func:`cosegkit.sam.combine_proposals`).
 
-    Every peak is prompted, not only those above ``config.ranking.peak_threshold``, so ``Result.rerank``
-    with another threshold finds the masks of its peaks already there.
+    ``Result.rerank`` with a lower peak threshold keeps these proposals: its new peaks choose among them.
     """
     source = getattr(config, "proposals", "hierarchy")
     if source not in PROPOSAL_SOURCES:

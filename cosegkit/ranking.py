@@ -332,13 +332,17 @@ def weigh_scores(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.where(scores >= 0, scores * weights, scores / weights)
 
 
+def peak_level(logits: np.ndarray, threshold: str | float = "median") -> float:
+    """The level of Z a peak must reach: ``"median"`` → the median of ``logits`` ``(hz, wz)``; a number → itself."""
+    return float(np.median(logits)) if threshold == "median" else float(threshold)
+
+
 def peaks_in_use(logits: np.ndarray, peak_values: np.ndarray, threshold: str | float = "median") -> np.ndarray:
     """Indices of the peaks at least ``threshold`` (``"median"`` of Z, or a float in logit units).
 
     logits: ``(hz, wz)`` Z; peak_values: ``(M,)`` Z at each peak. → ``(M',)`` int64, in the peaks' order.
     """
-    level = np.median(logits) if threshold == "median" else float(threshold)
-    return np.flatnonzero(np.asarray(peak_values) >= level)
+    return np.flatnonzero(np.asarray(peak_values) >= peak_level(logits, threshold))
 
 
 def ranking_saliency_map(saliency: np.ndarray, prior: np.ndarray | None, options: RankingOptions) -> np.ndarray:

@@ -126,7 +126,7 @@ def _grid_extent(image: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def _cell_centre(image: np.ndarray, grid: tuple[int, int], row, col) -> tuple[np.ndarray, np.ndarray]:
-    """Image coordinates (x, y) of the centre of grid cell (row, col) — the network sees the image squashed to a square."""
+    """Image coordinates (x, y) of the centre of grid cell (row, col): the network sees the image squashed square."""
     h, w = grid
     return (np.asarray(col) + 0.5) * image.shape[1] / w, (np.asarray(row) + 0.5) * image.shape[0] / h
 
@@ -309,7 +309,8 @@ def copeaks_view(
     fig.axes[1].set_title("image m (q)")
     fig.suptitle(
         f"window {window}⁴, threshold {threshold!r}: {len(peaks)} co-peaks among {Ts.numel():,} pairs (p, q); "
-        f"the {min(max_lines, len(peaks))} strongest drawn\nmedian Tˢ of the pair = {float(torch.quantile(Ts.flatten(), 0.5)):.2e}, "
+        f"the {min(max_lines, len(peaks))} strongest drawn\n"
+        f"median Tˢ of the pair = {float(torch.quantile(Ts.flatten(), 0.5)):.2e}, "
         f"strongest co-peak = {vmax if len(values) else float('nan'):.2e}",
         fontsize=10,
     )
@@ -703,7 +704,8 @@ def heatmap_view(result, i: int, peak: int, gradient_maps: np.ndarray | None = N
         ax.plot(xs[peak], ys[peak], "w*", ms=14, mec="k")
         top = heat >= np.quantile(heat, 0.9)  # where the top 10 % of the heat lies
         ax.set_title(
-            f"{title}\n{100 * float(heat[top].sum() / max(heat.sum(), 1e-12)):.0f} % of the heat in its top 10 % of pixels",
+            f"{title}\n{100 * float(heat[top].sum() / max(heat.sum(), 1e-12)):.0f} % of the heat "
+            "in its top 10 % of pixels",
             fontsize=9,
         )
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="heat / max")

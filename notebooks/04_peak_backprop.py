@@ -84,7 +84,7 @@ print(f"{N_IMAGES} images | {CONFIG.backbone} at {CONFIG.image_size} px, {CONFIG
 # %% [markdown]
 # ## The whole method, once
 #
-# `cosegment` trains the network, then for every image computes Z and S, all peaks,
+# `cosegment` trains the network, then for every image computes Z and S, its peaks,
 # their heat maps and a few thousand proposals, and ranks them. Everything expensive is
 # kept on the returned `Result`; `cosegment_cached` also stores it on disk so that
 # notebooks 04 and 05 compute it only once.
@@ -109,17 +109,18 @@ print("Z (logits)", r.logits.shape, "| S at the original size", r.saliency.shape
 # median" idea as the co-peaks of notebook 02, in 2-D. (Co-peaks over all image pairs
 # would be too costly here; the paper uses these single-image peaks.)
 #
-# `result[i].peaks` keeps **every** local maximum, strongest first, so that the
-# threshold can be changed later without recomputing heat maps; `used_peaks()` applies
-# the threshold.
+# `result[i].peaks` keeps the local maxima at or above the threshold, strongest first,
+# each with its heat map (only those: a heat map costs memory and time). A rerank with a
+# lower threshold computes the heat maps of the peaks it adds; a higher one uses a subset.
 
 # %%
 peaks_median = find_peaks(torch.from_numpy(r.logits), window=3, threshold="median")  # (M, 2) rows, cols
 print("find_peaks with the median threshold:", peaks_median.tolist())
-print("the same peaks from the result:      ", r.peaks[r.used_peaks("median")].tolist())
+print("the peaks the result keeps:          ", r.peaks.tolist())
 for i, ri in enumerate(result.images):
+    n_maxima = len(find_peaks(torch.from_numpy(ri.logits), window=3, threshold=None))
     print(
-        f"image {i}: {len(ri.peaks)} local maxima, {len(ri.used_peaks('median'))} at least the median, "
+        f"image {i}: {n_maxima} local maxima, {len(ri.peaks)} at least the median (with heat maps), "
         f"{len(ri.masks)} instance(s) kept, {len(collection.gt_masks[i])} true"
     )
 

@@ -172,18 +172,16 @@ if collection.has_ground_truth:
 
 # %%
 c = result.config.ranking
-print(
-    f"β = {c.beta}, γ = {c.gamma:g} ({c.gamma_mode}), heat maps to the power {c.heatmap_power:g}, normalised to {c.heatmap_norm} 1"
-)
+print(f"β = {c.beta}, γ = {c.gamma:g} ({c.gamma_mode})")
+print(f"heat maps to the power {c.heatmap_power:g}, normalised to {c.heatmap_norm} 1")
 k = int(r.instance_peaks[0]) if len(r.instance_peaks) else 0
 heat = np.maximum(r.heatmaps[k], 0) ** c.heatmap_power  # (h, w)
-O = normalize_heatmaps(heat[None], c.heatmap_norm)[0]  # (h, w), sums to 1
-S_rank = ranking_saliency_map(
-    r.saliency_work, r.prior_work, c
-)  # (h, w): S, or √(S · Ŝ) with ranking_saliency="geometric_mean"
+O_k = normalize_heatmaps(heat[None], c.heatmap_norm)[0]  # (h, w) the heat map Oᵏ, sums to 1
+# (h, w): S, or √(S · Ŝ) with ranking_saliency="geometric_mean"
+S_rank = ranking_saliency_map(r.saliency_work, r.prior_work, c)
 S = normalize_saliency(S_rank, c.ranking_saliency_norm)  # at the proposals' resolution (÷ its max with "max")
-instance = c.beta * props.region_sums(O * S)  # (P,)
-contour = props.contour_sums(O * S, width=c.contour_width)  # (P,)
+instance = c.beta * props.region_sums(O_k * S)  # (P,)
+contour = props.contour_sums(O_k * S, width=c.contour_width)  # (P,)
 outside = props.region_sums(1 - S)  # (P,) ⟨1 − S, P⟩ in pixels of the working resolution
 background = c.gamma * (outside if c.gamma_mode == "pixels" else outside * GAMMA_REFERENCE_AREA / S.size)
 R = instance + contour - background
@@ -219,9 +217,8 @@ show(fig)
 #    scores of the collection (off by default: it never helped in the spec's runs).
 
 # %%
-print(
-    f"image {i}: {len(r.used_peaks(CONFIG.ranking.peak_threshold))} peaks in use → {len(r.masks)} instance(s), scores {np.round(r.scores, 3).tolist()}"
-)
+in_use = r.used_peaks(CONFIG.ranking.peak_threshold)
+print(f"image {i}: {len(in_use)} peaks in use → {len(r.masks)} instance(s), scores {np.round(r.scores, 3).tolist()}")
 show(rerank_view(result, i)[2])
 
 # %% [markdown]

@@ -128,6 +128,26 @@ def test_rerank_equals_a_fresh_cosegment_with_those_options(result, collection):
         np.testing.assert_array_equal(a.instance_peaks, b.instance_peaks)
 
 
+def test_heat_maps_only_for_the_peaks_in_use_and_a_lower_threshold_adds_them(result, collection):
+    """A record keeps heat maps for the peaks at or above the threshold; rerank to a lower one computes the rest,
+    and gives what a fresh run with that threshold gives (same peaks, heat maps, instances)."""
+    for r in result.images:
+        assert len(r.peaks) == len(r.heatmaps) == len(r.used_peaks(result.config.ranking.peak_threshold))
+        assert (r.peak_values >= r.peak_floor).all()
+    lower = result.rerank(peak_threshold=-1e9)  # every local maximum
+    fresh = cosegment(collection, result.config.replace(peak_threshold=-1e9), net=result.fit)
+    assert sum(len(r.peaks) for r in lower.images) > sum(len(r.peaks) for r in result.images)
+    for a, b, before in zip(lower.images, fresh.images, result.images):
+        np.testing.assert_array_equal(a.peaks, b.peaks)
+        np.testing.assert_allclose(a.heatmaps, b.heatmaps, rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(a.masks, b.masks)
+        np.testing.assert_array_equal(a.scores, b.scores)
+        assert len(before.heatmaps) <= len(a.heatmaps) and before.peak_floor >= a.peak_floor  # original unchanged
+    back = lower.rerank(peak_threshold=result.config.ranking.peak_threshold)  # a higher threshold: nothing new
+    for a, b in zip(back.images, result.images):
+        np.testing.assert_array_equal(a.masks, b.masks)
+
+
 def test_results_keep_the_prior_and_rank_with_the_geometric_mean(result, collection):
     """ranking_saliency="geometric_mean" ranks with √(S · Ŝ): the same as ranking from scratch with that map."""
     from cosegkit.ranking import select_instances
