@@ -159,3 +159,34 @@ def randomise_head(net, seed: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         weight.copy_((torch.rand(weight.shape, generator=generator, dtype=torch.float64) * 2 - 1).mul(bound).to(weight))
+
+
+def record_bytes(record) -> dict:
+    """Memory held by one image's record (:class:`cosegkit.pipeline.ImageResult`), in bytes, by part:
+    ``heat maps``, ``proposals`` (leaf labels, membership and its caches), ``maps`` (image, S, Z, prior,
+    masks) and ``total``. Counts array buffers, not Python object overhead."""
+    import scipy.sparse as sp
+
+    def nbytes(value) -> int:
+        if isinstance(value, np.ndarray):
+            return value.nbytes
+        if sp.issparse(value):
+            return sum(a.nbytes for a in (value.data, getattr(value, "indices", np.zeros(0)), value.indptr))
+        if isinstance(value, dict):
+            return sum(nbytes(v) for v in value.values())
+        return 0
+
+    proposals = sum(nbytes(v) for v in vars(record.proposals).values())
+    heat = nbytes(record.heatmaps)
+    cache = nbytes(record.ranking_cache) if isinstance(record.ranking_cache, dict) else 0
+    maps = sum(
+        nbytes(getattr(record, name))
+        for name in ("image", "logits", "saliency", "saliency_work", "prior_work", "masks", "peaks", "peak_values")
+    )
+    return {
+        "heat maps": heat,
+        "proposals": proposals,
+        "ranking terms": cache,
+        "maps": maps,
+        "total": heat + proposals + cache + maps,
+    }

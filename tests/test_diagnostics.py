@@ -159,3 +159,32 @@ def test_randomise_head_is_seeded_and_bounded():
     assert 0 < float(a.head.weight.detach().abs().max()) <= 1 / 4  # U(−1/√16, 1/√16)
     assert float(a.head.weight.detach().std()) > 0.05  # not all alike
     assert torch.equal(a.head.bias, torch.full((1,), 0.3))  # the bias is left as it was
+
+
+def test_record_bytes_counts_each_part():
+    from types import SimpleNamespace
+
+    from cosegkit.diagnostics import record_bytes
+    from cosegkit.proposals import Proposals
+
+    masks = np.zeros((2, 4, 6), bool)
+    masks[0, :2], masks[1, 2:] = True, True
+    props = Proposals.from_masks(masks)
+    record = SimpleNamespace(
+        image=np.zeros((8, 12, 3), np.uint8),  # 288 bytes
+        logits=np.zeros((2, 2), np.float32),  # 16
+        saliency=np.zeros((8, 12), np.float32),  # 384
+        saliency_work=np.zeros((4, 6), np.float32),  # 96
+        prior_work=None,
+        masks=np.zeros((1, 8, 12), bool),  # 96
+        peaks=np.zeros((3, 2), np.int64),  # 48
+        peak_values=np.zeros(3, np.float32),  # 12
+        heatmaps=np.zeros((3, 4, 6), np.float32),  # 288
+        proposals=props,
+        ranking_cache={"key": {"sources": (None,), "terms": {"inside": np.zeros((2, 3))}}},  # 48
+    )
+    parts = record_bytes(record)
+    assert parts["heat maps"] == 288 and parts["ranking terms"] == 48
+    assert parts["maps"] == 288 + 16 + 384 + 96 + 96 + 48 + 12
+    assert parts["proposals"] >= props.leaf_labels.nbytes + props.leaf_areas.nbytes  # labels, areas, sparse parts
+    assert parts["total"] == parts["heat maps"] + parts["proposals"] + parts["ranking terms"] + parts["maps"]
