@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 
+from .choices import check_choices
 from .ranking import RANKING_FIELDS, RankingOptions
 
 Backbone = Literal["vgg16", "efficientnet_lite0", "dinov2_vits14", "simple"]
@@ -76,16 +77,10 @@ class Config:
     progress: bool = True  # tqdm progress bars
 
     def __post_init__(self):
-        for name, choices in (
-            ("backbone", get_args(Backbone)),
-            ("feature_centering", get_args(FeatureCentering)),
-            ("head_init", get_args(HeadInit)),
-            ("copeak_form", get_args(CopeakForm)),
-            ("prior", get_args(Prior)),
-            ("proposals", get_args(ProposalSource)),
-        ):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"Config.{name} must be one of {choices}, got {getattr(self, name)!r}.")
+        literals = dict(backbone=Backbone, feature_centering=FeatureCentering, head_init=HeadInit)
+        check_choices(
+            "Config", self, {**literals, "copeak_form": CopeakForm, "prior": Prior, "proposals": ProposalSource}
+        )
         if not isinstance(self.pretrained, bool) and self.pretrained != "timm":
             raise ValueError(f"Config.pretrained must be True, False or 'timm', got {self.pretrained!r}.")
         for name in ("image_size", "feature_stride", "batch_size", "prior_work_size", "proposal_max_side"):

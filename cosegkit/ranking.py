@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 
+from .choices import check_choices
 from .masks import mask_nms
 
 # γ = 1e-5 was set for ⟨1 − S, P⟩ counted in pixels on images of about this size
@@ -75,15 +76,10 @@ class RankingOptions:
     class_percentile: float = 20.0
 
     def __post_init__(self):
-        for name, choices in (
-            ("heatmap_norm", get_args(HeatmapNorm)),
-            ("gamma_mode", get_args(GammaMode)),
-            ("ranking_saliency", get_args(RankingSaliency)),
-            ("ranking_saliency_norm", get_args(SaliencyNorm)),
-            ("instance_score", get_args(InstanceScore)),
-        ):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {choices}.")
+        literals = dict(heatmap_norm=HeatmapNorm, gamma_mode=GammaMode, ranking_saliency=RankingSaliency)
+        check_choices(
+            "RankingOptions", self, {**literals, "ranking_saliency_norm": SaliencyNorm, "instance_score": InstanceScore}
+        )
         threshold = self.peak_threshold
         if isinstance(threshold, bool) or not (threshold == "median" or isinstance(threshold, (int, float))):
             raise ValueError(f"peak_threshold must be 'median' or a number (logit units), got {threshold!r}.")

@@ -34,4 +34,10 @@ def test_a_module_does_not_import_the_modules_above_it(module):
 def test_import_cosegkit_loads_only_the_config_and_its_options():
     code = "import sys, cosegkit; print(' '.join(sorted(m for m in sys.modules if m.startswith('cosegkit'))))"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["cosegkit", "cosegkit.config", "cosegkit.masks", "cosegkit.ranking"]
+    assert done.stdout.split() == [
+        "cosegkit",
+        "cosegkit.choices",
+        "cosegkit.config",
+        "cosegkit.masks",
+        "cosegkit.ranking",
+    ]
