@@ -174,11 +174,14 @@ def record_bytes(record) -> dict:
             return sum(a.nbytes for a in (value.data, getattr(value, "indices", np.zeros(0)), value.indptr))
         if isinstance(value, dict):
             return sum(nbytes(v) for v in value.values())
+        if isinstance(value, tuple):  # e.g. the contour band of proposals
+            return sum(nbytes(v) for v in value)
         return 0
 
     proposals = sum(nbytes(v) for v in vars(record.proposals).values())
     heat = nbytes(record.heatmaps)
-    cache = nbytes(record.ranking_cache) if isinstance(record.ranking_cache, dict) else 0
+    entries = record.ranking_cache.values() if isinstance(record.ranking_cache, dict) else []
+    cache = sum(nbytes(entry.get("terms", {})) for entry in entries)  # not its "sources": they are counted above
     maps = sum(
         nbytes(getattr(record, name))
         for name in ("image", "logits", "saliency", "saliency_work", "prior_work", "masks", "peaks", "peak_values")

@@ -254,6 +254,7 @@ def select_all(images: list[ImageResult], config: Config) -> None:
     for r, (idx, scores, peaks) in zip(images, found):
         r.proposal_indices, r.scores, r.instance_peaks = idx, scores, peaks
         r.masks = r.proposals.masks(idx, out_shape=r.shape) if len(idx) else np.zeros((0, *r.shape), bool)
+        r.proposals.release_caches()  # the ranking terms are cached on the record; the pixel caches can go
 
 
 @torch.no_grad()

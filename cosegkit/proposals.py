@@ -109,9 +109,8 @@ class Proposals:
         self.leaf_labels = leaf_labels.astype(np.int32, copy=False)
         self.membership = membership
         self.leaf_areas = np.bincount(self.leaf_labels.ravel(), minlength=n_leaves)  # (L,) pixels per leaf
-        self._weights = membership.astype(np.float64)  # (P, L) float copy for products
-        self._areas = np.asarray(self._weights @ self.leaf_areas).astype(np.int64)
-        self._leaf_pixels = None  # (L, h·w) indicator, built on first use
+        self._areas = np.asarray(self._weights() @ self.leaf_areas).astype(np.int64)
+        self._leaf_pixels = None  # (L, h·w) indicator, built on first use (release_caches drops it)
         self._bands: dict[int, _Band] = {}
 
     # ------------------------------------------------------------------ basics
@@ -144,6 +143,19 @@ class Proposals:
     def __getstate__(self) -> dict:  # pickle without the caches (they are rebuilt on demand)
         return {**self.__dict__, "_leaf_pixels": None, "_bands": {}}
 
+    def __setstate__(self, state: dict) -> None:
+        state.pop("_weights", None)  # kept as an attribute by earlier versions; now made on demand
+        self.__dict__.update(state)
+
+    def release_caches(self) -> None:
+        """Drop the pixel indicator and the contour band (several MB per image at 500 px; rebuilt on demand).
+        :func:`cosegkit.cosegment` calls it once an image's ranking terms are computed and cached."""
+        self._leaf_pixels, self._bands = None, {}
+
+    def _weights(self, rows=None) -> sp.csr_matrix:
+        """The membership (of ``rows``, default all) as float64 for products, made when needed, not kept."""
+        return (self.membership if rows is None else self.membership[rows]).astype(np.float64)
+
     # ------------------------------------------------------------------ sums
     def _as_maps(self, maps) -> tuple[np.ndarray, bool]:
         maps = np.asarray(maps, dtype=np.float64)
@@ -170,7 +182,7 @@ class Proposals:
                 (np.ones(labels.size), (labels, np.arange(labels.size))), shape=(self.n_leaves, labels.size)
             )
         leaf_sums = self._leaf_pixels @ flat.T  # (L, M)
-        sums = np.asarray(self._weights @ leaf_sums)  # (P, M)
+        sums = np.asarray(self._weights() @ leaf_sums)  # (P, M)
         return sums[:, 0] if single else sums
 
     def contour_sums(self, maps, width: int = 5) -> np.ndarray:
@@ -228,7 +240,7 @@ class Proposals:
         set_leaves = sp.csr_matrix(
             (np.ones(len(rows)), (rows, sets[rows, cols])), shape=(n_sets, self.n_leaves)
         )  # (U, L)
-        counts = (self._weights @ set_leaves.T).tocsr()  # (P, U) |u ∩ P|, stored only where > 0
+        counts = (self._weights() @ set_leaves.T).tocsr()  # (P, U) |u ∩ P|, stored only where > 0
         counts.data = (counts.data < sizes[counts.indices]).astype(np.float64)
         counts.eliminate_zeros()
         pixel_to_set = sp.csr_matrix(
@@ -269,7 +281,7 @@ class Proposals:
         empty proposals has IoU 0.
         """
         a, b = self._index(indices_a), self._index(indices_b)
-        inter = (self._weights[a].multiply(self.leaf_areas[None, :]) @ self._weights[b].T).toarray()
+        inter = (self._weights(a).multiply(self.leaf_areas[None, :]) @ self._weights(b).T).toarray()
         union = self._areas[a][:, None] + self._areas[b][None, :] - inter
         return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
