@@ -868,25 +868,6 @@ def ranking_explorer(result, i: int = 0):
 
 
 # ---------------------------------------------------------------------- 06 evaluation
-def precision_recall(predictions: list, ground_truth: list, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray, float]:
-    """Precision–recall curve of pooled predictions, matched as mAPʳ matches them (spec §8).
-
-    predictions: per image ``(masks (K, H, W) bool, scores (K,))``; ground_truth: per image
-    ``(G, H, W) bool``. Returns ``precision (K_total,)``, ``recall (K_total,)`` after each
-    prediction in order of decreasing score, and the AP (VOC all-point interpolated), which
-    equals :func:`cosegkit.evaluate.map_r` for one category.
-    """
-    from .evaluate import _ious_per_image, _tp_flags, average_precision
-
-    per_image = _ious_per_image(predictions, ground_truth)
-    flags = _tp_flags(per_image, iou)
-    n_gt = sum(iou_matrix.shape[1] for iou_matrix, _ in per_image)
-    tp = np.cumsum(flags)
-    precision = tp / np.arange(1, len(flags) + 1) if len(flags) else np.zeros(0)
-    recall = tp / max(n_gt, 1)
-    return precision, recall, average_precision(flags, n_gt)
-
-
 def pr_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str = "") -> plt.Figure:
     """Precision–recall curves, one per label: ``{label: (precision, recall, ap)}``. The legend gives each AP;
     the dashed step is the interpolated precision whose area is the AP."""

@@ -66,9 +66,9 @@ print(f"cosegkit {cosegkit.__version__} | device: {DEVICE} | fast mode: {FAST}")
 
 from cosegkit import preset
 from cosegkit.baselines import oracle_per_peak, prior_components
-from cosegkit.evaluate import evaluate
+from cosegkit.evaluate import evaluate, precision_recall
 from cosegkit.saliency import saliency_prior
-from cosegkit.widgets import cosegment_cached, example_collection, pr_figure, precision_recall, show
+from cosegkit.widgets import cosegment_cached, example_collection, pr_figure, show
 
 # Fast mode: the 3-image `tiny` result of notebooks 04–05 (loaded, not recomputed). Normal mode: 30 images, `lite`.
 N_IMAGES = 3 if FAST else 30

@@ -24,7 +24,7 @@ from cosegkit import widgets as W
 from cosegkit.config import Config, preset
 from cosegkit.correlation import co_peaks
 from cosegkit.data import Collection
-from cosegkit.evaluate import evaluate, map_r
+from cosegkit.evaluate import evaluate, map_r, precision_recall
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
@@ -323,7 +323,7 @@ def test_precision_recall_hand_computed():
     wrong = np.zeros((8, 8), bool)
     wrong[:4, 4:] = True
     predictions = [(np.stack([gt[0], wrong, gt[1]]), np.array([0.9, 0.8, 0.3]))]
-    precision, recall, ap = W.precision_recall(predictions, [gt], iou=0.5)
+    precision, recall, ap = precision_recall(predictions, [gt], iou=0.5)
     assert np.allclose(precision, [1.0, 0.5, 2 / 3]) and np.allclose(recall, [0.5, 0.5, 1.0])
     assert ap == pytest.approx(0.5 * 1.0 + 0.5 * 2 / 3)
     assert ap == pytest.approx(map_r(predictions, [gt])[0.5])
@@ -333,7 +333,7 @@ def test_precision_recall_hand_computed():
 def test_precision_recall_matches_evaluate_on_the_square_result():
     result = _square_result(3).rerank(peak_threshold="median")
     for t in (0.25, 0.5):
-        assert W.precision_recall(result.predictions(), result.collection.gt_masks, t)[2] == pytest.approx(
+        assert precision_recall(result.predictions(), result.collection.gt_masks, t)[2] == pytest.approx(
             evaluate(result.predictions(), result.collection.gt_masks)[f"mAP_r@{t}"]
         )
 
