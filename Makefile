@@ -22,9 +22,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m cosegkit demo --out outputs/demo
 
-## The whole test suite, notebooks included (fast mode). One BLAS/OpenMP thread: on small
-## 2-core machines torch's default of 2 threads is many times slower for these small tensors.
+## Lint and format checks (ruff), then the whole test suite, notebooks included (fast mode). One
+## BLAS/OpenMP thread: on small 2-core machines torch's default of 2 threads is many times slower here.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	COSEGKIT_FAST=1 MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests --nbval-lax --nbval-current-env notebooks/
 
 ## Open the teaching notebooks in JupyterLab
