@@ -216,17 +216,9 @@ class PromptableSegmenter:
         masks = F.grid_sample(low_res, grid, mode="bilinear", padding_mode="border", align_corners=False)
         return masks.float().cpu(), iou.float().cpu()
 
-    def predict(
-        self,
-        embedding: ImageEmbedding,
-        points: np.ndarray,
-        labels: np.ndarray,
-        out_shape: tuple[int, int] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Boolean masks ``(K, 3, h, w)`` (default the image's size) and predicted IoU ``(K, 3)``; see
-        :meth:`predict_logits`.
-        """
-        logits, iou = self.predict_logits(embedding, points, labels, out_shape)
+    def predict(self, *args, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_logits` (same arguments) as boolean masks ``(K, 3, h, w)`` and predicted IoU ``(K, 3)``."""
+        logits, iou = self.predict_logits(*args, **kwargs)
         return (logits > 0).numpy(), iou.numpy()
 
 
