@@ -1,17 +1,11 @@
 """benchmarks/ablation.py: a smoke run, its rows and inference in chunks (its AUC and IoU are
 `cosegkit.diagnostics`, tested in test_diagnostics.py)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark
 
-SPEC = importlib.util.spec_from_file_location("ablation", Path(__file__).parents[1] / "benchmarks" / "ablation.py")
-ablation = importlib.util.module_from_spec(SPEC)
-sys.modules[SPEC.name] = ablation  # dataclasses look their module up while it is being executed
-SPEC.loader.exec_module(ablation)
+ablation = load_benchmark("ablation")
 
 from cosegkit.config import preset  # noqa: E402
 

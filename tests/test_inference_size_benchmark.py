@@ -1,20 +1,11 @@
 """benchmarks/inference_size.py: a smoke run, and its arguments are checked before any training starts."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+from benchmark_scripts import load_benchmark
 
 
 def load():
-    sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("inference_size", BENCHMARKS / "inference_size.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("inference_size")
 
 
 def test_inference_size_smoke_run_writes_a_table_with_its_command(tmp_path):

@@ -1,17 +1,11 @@
 """benchmarks/quality.py: a smoke run, the untrained-network row and the DDT baseline row."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from benchmark_scripts import load_benchmark
 
-SPEC = importlib.util.spec_from_file_location("quality", Path(__file__).parents[1] / "benchmarks" / "quality.py")
-quality = importlib.util.module_from_spec(SPEC)
-sys.modules[SPEC.name] = quality
-SPEC.loader.exec_module(quality)
+quality = load_benchmark("quality")
 
 from cosegkit.config import preset  # noqa: E402
 from cosegkit.datasets import synthetic_collection  # noqa: E402

@@ -193,16 +193,9 @@ def test_unknown_proposal_source_is_refused():
 
 
 def test_quality_benchmark_rows_for_other_sources_share_network_and_peaks(sam_results, tiny, monkeypatch):
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from benchmark_scripts import load_benchmark
 
-    spec = importlib.util.spec_from_file_location(
-        "quality_sam", Path(__file__).parents[1] / "benchmarks" / "quality.py"
-    )
-    quality = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = quality
-    spec.loader.exec_module(quality)
+    quality = load_benchmark("quality", "quality_sam")
     monkeypatch.setattr(sam_module, "segmenter_for", lambda config: tiny)
     base = sam_results["hierarchy"]
     rows = quality.other_sources(base, base.config, ["hierarchy", "sam", "both"])
