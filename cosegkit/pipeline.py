@@ -8,8 +8,8 @@
 Everything expensive (training, heat maps, proposals) is kept on the :class:`Result`, so
 ``result.rerank(beta=..., gamma=..., nms_iou=..., peak_threshold=...)`` re-runs only the
 cheap last step. Heat maps are computed for the peaks at or above the peak threshold only
-(one image's record stays a few MB); a rerank with a lower threshold computes those of the
-new peaks then.
+(no heat map is kept that the ranking will not read); a rerank with a lower threshold computes
+those of the new peaks then.
 """
 
 from __future__ import annotations
